@@ -1,0 +1,66 @@
+# A thin front to the commands CI runs (.ci/run calls `make install` and the
+# README's test command). Everything installs into a venv under /opt so that a
+# stock Debian's PEP 668-guarded system Python is never touched.
+
+PREFIX     ?= /opt/minibox
+VENV       ?= $(PREFIX)/venv
+PYTHON     ?= python3
+BIN        ?= /usr/local/bin
+MINIBOX_ROOT ?= /var/lib/minibox
+APT_PACKAGES = busybox-static libcap-dev gcc libc6-dev python3-venv python3-dev \
+               iproute2 iptables tar
+TEST_ARGS  ?=
+
+.PHONY: all deps venv install rootfs test unit lint clean bench vm-test
+
+all: install
+
+# Debian packages a clean machine lacks (skipped when all are present).
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "make: installing $$missing"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+
+venv: $(VENV)/bin/python
+
+# pip builds the C shim through cffi; the console script is linked onto PATH.
+install: deps venv rootfs
+	$(VENV)/bin/pip install -q '.[test]'
+	ln -sf $(VENV)/bin/minibox $(BIN)/minibox
+	MINIBOX_ROOT=$(MINIBOX_ROOT) $(BIN)/minibox import rootfs/busybox.tar busybox:latest
+
+rootfs: rootfs/busybox.tar
+
+rootfs/busybox.tar: rootfs/build.sh
+	sh rootfs/build.sh $@
+
+# Tests run against the installed package (what a user runs), refreshed first.
+test: venv rootfs
+	$(VENV)/bin/pip install -q --no-deps --force-reinstall .
+	$(VENV)/bin/pytest -q -ra $(TEST_ARGS) tests
+
+unit: venv
+	$(VENV)/bin/pip install -q --no-deps --force-reinstall .
+	$(VENV)/bin/pytest -q -ra tests/unit
+
+lint: venv
+	$(VENV)/bin/pip install -q ruff
+	$(VENV)/bin/ruff check minibox tests
+	@! grep -rn --include='*.py' -E 'extractall\(|shell=True|os\.system\(' minibox || \
+	    { echo "lint: banned call (tarfile.extractall, shell=True, os.system)"; exit 1; }
+
+bench: install
+	$(VENV)/bin/python -m bench
+
+vm-test: install
+	$(VENV)/bin/python -m tests.vm.run
+
+clean:
+	rm -rf build dist *.egg-info rootfs/busybox.tar minibox/_shim*.so minibox/_shim.c minibox/_shim.o
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,25 @@
+/* minibox C shim: one thin wrapper per syscall that Python's os module lacks.
+ *
+ * No policy and no Python here: every function returns -1 and leaves errno
+ * set on failure, exactly like the syscall it wraps. minibox/syscalls.py turns
+ * that errno into a SyscallError that names the operation and the path.
+ */
+#ifndef MINIBOX_SHIM_H
+#define MINIBOX_SHIM_H
+
+#include <stddef.h>
+
+int mb_unshare(int flags);
+int mb_setns(int fd, int nstype);
+int mb_mount(const char *source, const char *target, const char *fstype,
+             unsigned long flags, const char *data);
+int mb_umount2(const char *target, int flags);
+int mb_pivot_root(const char *new_root, const char *put_old);
+int mb_sethostname(const char *name, size_t len);
+int mb_setdomainname(const char *name, size_t len);
+int mb_setgroups(size_t size, const unsigned int *gids);
+int mb_setresuid(unsigned int r, unsigned int e, unsigned int s);
+int mb_setresgid(unsigned int r, unsigned int e, unsigned int s);
+int mb_ioctl_tiocsctty(int fd);
+
+#endif

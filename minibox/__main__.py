@@ -1,0 +1,5 @@
+import sys
+
+from minibox.cli import main
+
+sys.exit(main())
