@@ -276,7 +276,8 @@ def start(root: str, rec: dict, *, stdio=None, winsize: bytes | None = None, tra
     state = rec["state"]
     state.update(status="running", running=True, pid=init.pid,
                  pid_start=records.pid_start_time(init.pid), started_at=now_rfc3339(),
-                 finished_at=ZERO_TIME, exit_code=0, oom_killed=False, error="")
+                 finished_at=ZERO_TIME, exit_code=0, oom_killed=False, error="",
+                 monitor_pid=os.getpid(), monitor_start=records.pid_start_time(os.getpid()))
     state.pop("needs_cleanup", None)
     records.save(root, rec)
     return init
