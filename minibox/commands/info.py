@@ -24,7 +24,7 @@ def gather(root: str) -> dict:
     try:
         from minibox.image.store import ImageStore
 
-        images = len(ImageStore(root).list_images())
+        images = len(ImageStore(root).images())
     except Exception:  # noqa: BLE001 - info reports what it can
         pass
     return {
