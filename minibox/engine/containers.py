@@ -14,7 +14,7 @@ import signal
 
 from minibox.engine import etcfiles, options, records
 from minibox.engine.timefmt import now_rfc3339
-from minibox.errors import Conflict, InvalidTransition, MiniboxError, UsageError
+from minibox.errors import Conflict, InvalidTransition, MiniboxError, NotFound, UsageError
 from minibox.runtime import spec as ocispec
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -146,7 +146,8 @@ def build_spec(root: str, rec: dict, args, image_cfg: dict, argv: list[str]) -> 
     spec = ocispec.default_spec()
     process = spec["process"]
     passwd = _read_in_rootfs(merged, "/etc/passwd")
-    user = options.resolve_user(rec["config"]["User"] or "root", passwd,
+    # "0", not "root": a scratch image has no /etc/passwd to look a name up in.
+    user = options.resolve_user(rec["config"]["User"] or "0", passwd,
                                 _read_in_rootfs(merged, "/etc/group"),
                                 getattr(args, "group_add", None) or [])
     env = options.merge_env(image_cfg.get("Env") or [], args.env_file or [], args.env or [])
@@ -320,6 +321,21 @@ def _mark_exited(rec: dict, exit_code: int, oom: bool = False) -> None:
 
 def finish(root: str, rec: dict, exit_code: int, cgroup=None) -> dict:
     """Record the exit of a container's init and release its runtime resources."""
+    try:
+        with records.locked(root, rec["id"]):
+            rec = _finish_locked(root, rec, exit_code, cgroup)
+    except NotFound:
+        return rec  # removed meanwhile (rm -f): nothing left to record
+    if rec["host_config"]["AutoRemove"]:
+        try:
+            remove(root, rec["id"], force=True)
+        except NotFound:
+            pass
+    return rec
+
+
+def _finish_locked(root: str, rec: dict, exit_code: int, cgroup) -> dict:
+    rec = dict(rec, state=dict(rec["state"]))
     oom = False
     if cgroup is None and rec.get("cgroup_paths"):
         cgroup = _open_cgroup(rec)
@@ -329,10 +345,10 @@ def finish(root: str, rec: dict, exit_code: int, cgroup=None) -> dict:
         except OSError:
             oom = False
     _mark_exited(rec, exit_code, oom)
-    release_runtime(root, rec, cgroup)
-    records.save(root, rec)
-    if rec["host_config"]["AutoRemove"]:
-        remove(root, rec["id"], force=True)
+    try:
+        release_runtime(root, rec, cgroup)
+    finally:
+        records.save(root, rec)
     return rec
 
 
@@ -391,8 +407,19 @@ def remove(root: str, ref: str, force: bool = False, volumes: bool = False) -> s
                            "stop the container before removing or force remove")
         kill(rec, signal.SIGKILL)
         _wait_gone(state["pid"], state["pid_start"])
-        records.refresh(root, rec)
-    release_runtime(root, rec)
+        # Let its monitor record the exit and release what it holds first.
+        _wait_gone(state.get("monitor_pid"), state.get("monitor_start"))
+    with records.locked(root, cid):
+        rec = records.load(root, cid)
+        if rec["state"]["status"] in ("running", "paused"):
+            raise Conflict(f"container {cid} is still running")
+        release_runtime(root, rec)
+        _remove_locked(root, rec, volumes)
+    return cid
+
+
+def _remove_locked(root: str, rec: dict, volumes: bool) -> None:
+    cid = rec["id"]
     if volumes:
         from minibox.engine import volumes as vols
 
@@ -405,7 +432,6 @@ def remove(root: str, ref: str, force: bool = False, volumes: bool = False) -> s
     os.rename(cdir, doomed)
     records.release_name(root, rec["name"], cid)
     shutil.rmtree(doomed, ignore_errors=True)
-    return cid
 
 
 def kill(rec: dict, sig: int) -> None:
@@ -419,8 +445,11 @@ def kill(rec: dict, sig: int) -> None:
     os.kill(state["pid"], sig)
 
 
-def _wait_gone(pid: int, start: int | None, timeout: float = 10.0) -> None:
+def _wait_gone(pid: int | None, start: int | None, timeout: float = 10.0) -> None:
     import time
+
+    if not pid or pid == os.getpid():
+        return
 
     deadline = time.monotonic() + timeout
     delay = 0.001

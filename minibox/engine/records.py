@@ -37,6 +37,36 @@ def ensure_root(root: str) -> None:
         os.chmod(path, 0o700)
 
 
+class locked:
+    """Hold an exclusive flock on a container's dir while its record and resources change.
+
+    The monitor recording an exit and a concurrent ``rm -f`` would otherwise
+    both tear down the same cgroup and mounts. Raises NotFound if the
+    container is gone (or goes while we wait).
+    """
+
+    def __init__(self, root: str, cid: str):
+        self.root, self.cid = root, cid
+        self.fd = -1
+
+    def __enter__(self):
+        import fcntl
+
+        try:
+            self.fd = os.open(container_dir(self.root, self.cid), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotFound(f"No such container: {self.cid}") from None
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        if not os.path.isdir(container_dir(self.root, self.cid)):
+            os.close(self.fd)
+            raise NotFound(f"No such container: {self.cid}")
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+        return False
+
+
 def new_id() -> str:
     return os.urandom(32).hex()
 

@@ -204,6 +204,7 @@ def _refuse_symlink(rootfs: str, dest: str) -> None:
 
 def _make_devices(rootfs: str, devices: list[dict]) -> None:
     for dev in devices:
+        make_path(rootfs, os.path.dirname(dev["path"]))  # /dev/cpu/0/cpuid with --privileged
         path = secure_join(rootfs, dev["path"])
         kind = stat.S_IFCHR if dev.get("type", "c") in ("c", "u") else stat.S_IFBLK
         mode = dev.get("fileMode", 0o666)
