@@ -2,7 +2,8 @@
 
 Declares the few libseccomp calls minibox needs to compile a filter, plus
 csrc/seccomp.c's one call that installs a compiled (cached) program (its
-header is mb_seccomp.h because <seccomp.h> is libseccomp's). No policy. The filter is described by the OCI spec and translated in
+header is mb_seccomp.h because <seccomp.h> is libseccomp's). No policy:
+the filter is described by the OCI spec and translated in
 minibox/runtime/seccomp.py. API mode so the compiler checks these prototypes
 against <seccomp.h>; libseccomp returns a negative errno, never sets errno.
 Imported only when a container's spec carries a seccomp filter.
