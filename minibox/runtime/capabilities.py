@@ -44,13 +44,25 @@ def _caps():
     return _lib
 
 
+_last_cap: int | None = None
+
+
 def last_cap() -> int:
-    """The highest capability number the running kernel knows."""
-    try:
-        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return len(CAP_NAMES) - 1
+    """The highest capability number the running kernel knows (read once per process)."""
+    global _last_cap
+    if _last_cap is None:
+        try:
+            with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
+                _last_cap = int(f.read())
+        except (OSError, ValueError):
+            _last_cap = len(CAP_NAMES) - 1
+    return _last_cap
+
+
+def preload() -> None:
+    """Load the cffi module and read the kernel's last capability now, before pivot_root."""
+    _caps()
+    last_cap()
 
 
 def normalize(name: str) -> str:

@@ -205,12 +205,14 @@ def prepare(spec: dict, cache_dir: str | None = None) -> bytes:
     With ``cache_dir`` the program is also kept on disk, keyed by the exact
     canonical spec text (stored in the file and compared byte for byte, so a
     crc collision can never load the wrong filter) and by the libseccomp
-    version, machine and kernel release. The file is written atomically.
+    version, machine and kernel release. The file is written atomically. A
+    cache directory that is not ours alone (0700, owned by this uid, not a
+    symlink) is ignored: anyone able to write there could choose our filter.
     """
     global _prepared
     text = _canonical(spec)
-    path = None
-    if cache_dir:
+    path = header = None
+    if cache_dir and _private_dir(cache_dir):
         import zlib
 
         header = _MAGIC + _tag() + b"%d\n" % len(text) + text
@@ -226,20 +228,41 @@ def prepare(spec: dict, cache_dir: str | None = None) -> bytes:
     bpf = compile_bpf(spec)
     _prepared = (text, bpf)
     if path:
-        _write_atomic(cache_dir, path, header + bpf)
+        try:
+            _write_atomic(path, header + bpf)
+        except OSError:
+            pass  # a cache that cannot be written only costs time
     return bpf
 
 
-def _write_atomic(directory: str, path: str, data: bytes) -> None:
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+def _private_dir(path: str) -> bool:
+    import stat
+
     try:
-        os.write(fd, data)
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
+            and not st.st_mode & 0o077)
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
         os.fsync(fd)
-    finally:
         os.close(fd)
-    os.replace(tmp, path)
+        fd = -1
+        os.replace(tmp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        os.unlink(tmp)
+        raise
 
 
 def load(spec: dict) -> None:

@@ -67,8 +67,13 @@ def spec(*argv, user=None):
     return s["process"], s["linux"]
 
 
-def run_confined(process, linux, argv, before=None, split=False):
-    """Fork, confine, exec ``argv``; return (exit code, stdout+stderr text)."""
+def run_confined(process, linux, argv, before=None, mode="confine"):
+    """Fork, confine, exec ``argv``; return (exit code, stdout+stderr text).
+
+    mode "confine": security.confine(); "runtime": what minibox's runtime
+    does (prepare, apply, the uid switch, execve - no finish); "split": that
+    plus finish() after the switch.
+    """
     from minibox.runtime import security
 
     r, w = os.pipe()
@@ -80,12 +85,14 @@ def run_confined(process, linux, argv, before=None, split=False):
             os.dup2(w, 2)
             if before:
                 before()
-            if split:  # the lead's order: apply, the uid switch, finish
+            if mode == "confine":
+                security.confine(process, linux)
+            else:
+                security.prepare(process, linux, cache_dir="")
                 security.apply(process, linux)
                 security.switch_user(process.get("user"))
-                security.finish(process, linux)
-            else:
-                security.confine(process, linux)
+                if mode == "split":
+                    security.finish(process, linux)
             os.execv(argv[0], argv)
         except BaseException:
             traceback.print_exc()
@@ -110,8 +117,9 @@ def py(code: str) -> list[str]:
     return [sys.executable, "-S", "-c", code]
 
 
-def test_default_confinement_as_root():
-    st = proc_status(*spec())
+@pytest.mark.parametrize("mode", ["confine", "runtime", "split"])
+def test_default_confinement_as_root(mode):
+    st = proc_status(*spec(), mode=mode)
     want = DEFAULT_MASK & host_bounding()
     assert int(st["CapEff"], 16) == want
     assert int(st["CapPrm"], 16) == want
@@ -139,10 +147,10 @@ def test_cap_add_and_drop():
     assert eff & (1 << 12) and not eff & 1  # CAP_NET_ADMIN in, CAP_CHOWN out
 
 
-@pytest.mark.parametrize("split", [False, True])
-def test_non_root_user_keeps_no_capabilities(split):
+@pytest.mark.parametrize("mode", ["confine", "runtime", "split"])
+def test_non_root_user_keeps_no_capabilities(mode):
     process, linux = spec(user={"uid": 1000, "gid": 1000})
-    st = proc_status(process, linux, split=split)
+    st = proc_status(process, linux, mode=mode)
     assert st["Uid"].split()[:2] == ["1000", "1000"] and st["Gid"].split()[0] == "1000"
     assert int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0
     assert int(st["CapAmb"], 16) == 0
@@ -150,9 +158,11 @@ def test_non_root_user_keeps_no_capabilities(split):
     assert st["Seccomp"] == "2"
 
 
-def test_cap_drop_all_still_switches_user():
+@pytest.mark.parametrize("mode", ["runtime", "split"])
+def test_cap_drop_all_still_switches_user(mode):
     """The switch needs CAP_SETUID/SETGID: the spec's sets are applied only after it."""
-    st = proc_status(*spec("--cap-drop", "ALL", user={"uid": 1000, "gid": 1000}), split=True)
+    st = proc_status(*spec("--cap-drop", "ALL", user={"uid": 1000, "gid": 1000,
+                                                      "additionalGids": [1000]}), mode=mode)
     assert st["Uid"].split()[0] == "1000" and int(st["CapEff"], 16) == 0
 
 
@@ -161,14 +171,23 @@ def test_ambient_capability_survives_for_non_root():
     process = {"capabilities": {k: caps for k in
                                 ("bounding", "effective", "permitted", "inheritable", "ambient")},
                "user": {"uid": 1000, "gid": 1000}}
-    st = proc_status(process, {}, split=True)
+    st = proc_status(process, {}, mode="split")
     assert int(st["CapAmb"], 16) == 1 << 10
     assert int(st["CapEff"], 16) == 1 << 10
 
 
-def test_no_new_privileges_with_filter_loaded_after_the_switch():
+def test_ambient_capability_for_root_without_finish():
+    caps = ["CAP_NET_BIND_SERVICE"]
+    process = {"capabilities": {k: caps for k in
+                                ("bounding", "effective", "permitted", "inheritable", "ambient")}}
+    st = proc_status(process, {}, mode="runtime")
+    assert int(st["CapAmb"], 16) == 1 << 10 and int(st["CapInh"], 16) == 1 << 10
+
+
+@pytest.mark.parametrize("mode", ["runtime", "split"])
+def test_no_new_privileges(mode):
     st = proc_status(*spec("--security-opt", "no-new-privileges", user={"uid": 1000, "gid": 1000}),
-                     split=True)
+                     mode=mode)
     assert st["NoNewPrivs"] == "1" and st["Seccomp"] == "2"
 
 
@@ -283,3 +302,18 @@ def test_prepared_program_and_cache(tmp_path):
     assert len(list(cache.iterdir())) == 2
     seccomp.prepare(linux["seccomp"])  # the child inherits this one
     assert proc_status(process, linux)["Seccomp"] == "2"
+
+
+def test_security_prepare_uses_the_cache_dir_from_the_environment(tmp_path, monkeypatch):
+    from minibox.runtime import security
+
+    process, linux = spec("--cap-add", "SYS_PTRACE")
+    monkeypatch.setenv("MINIBOX_SECCOMP_CACHE", str(tmp_path / "c"))
+    security.prepare(process, linux)
+    assert len(list((tmp_path / "c").iterdir())) == 1
+    # A cache dir others could write to is not trusted, and nothing is left in it.
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    security.prepare(process, linux, cache_dir=str(shared))
+    assert list(shared.iterdir()) == []
