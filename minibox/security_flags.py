@@ -240,14 +240,18 @@ def apply_to_spec(spec: dict, args, last_cap: int | None = None) -> dict:
     resources = linux.setdefault("resources", {})
     rules = resources.setdefault("devices", [])
     dev_list = linux.setdefault("devices", [])
+    if (privileged or devices) and not dev_list:
+        # An absent list means "the standard devices" to the runtime; a list
+        # replaces them, so it must start with them.
+        dev_list.extend(_standard_devices())
     if privileged:
         _writable_sys(spec)
-        dev_list.extend(host_devices())
+        for entry in host_devices():
+            _add_device(dev_list, entry)
         rules.append({"allow": True, "access": "rwm"})
     for host, dest, perms in devices:
         for entry in device_entries(host, dest):
-            dev_list[:] = [d for d in dev_list if d["path"] != entry["path"]]
-            dev_list.append(entry)
+            _add_device(dev_list, entry)
             rules.append({"allow": True, "type": entry["type"], "major": entry["major"],
                           "minor": entry["minor"], "access": perms})
     if not dev_list:
@@ -255,6 +259,19 @@ def apply_to_spec(spec: dict, args, last_cap: int | None = None) -> dict:
     if not rules:
         resources.pop("devices")
     return spec
+
+
+def _add_device(dev_list: list[dict], entry: dict) -> None:
+    """Add ``entry``, replacing one at the same container path."""
+    dev_list[:] = [d for d in dev_list if d["path"] != entry["path"]]
+    dev_list.append(entry)
+
+
+def _standard_devices() -> list[dict]:
+    from minibox.runtime.mounts import DEFAULT_DEVICES
+
+    return [{"path": p, "type": t, "major": ma, "minor": mi, "fileMode": mo, "uid": 0, "gid": 0}
+            for p, t, ma, mi, mo in DEFAULT_DEVICES]
 
 
 def _writable_sys(spec: dict) -> None:

@@ -101,8 +101,9 @@ def test_privileged():
     assert spec["linux"]["maskedPaths"] == [] and spec["linux"]["readonlyPaths"] == []
     assert "ro" not in spec["mounts"][0]["options"] and "rw" in spec["mounts"][0]["options"]
     assert {"allow": True, "access": "rwm"} in spec["linux"]["resources"]["devices"]
-    if os.path.exists("/dev/null"):
-        assert any(d["path"] == "/dev/null" for d in spec["linux"]["devices"])
+    paths = [d["path"] for d in spec["linux"]["devices"]]
+    assert "/dev/null" in paths and len(paths) == len(set(paths))
+    assert "/dev/console" not in paths and not any(p.startswith("/dev/pts/") for p in paths)
 
 
 def test_security_opt_values():
@@ -165,7 +166,10 @@ def test_parse_device_forms():
 def test_device_into_spec():
     st = os.stat("/dev/null")
     spec = spec_for("--device", "/dev/null:/dev/mynull:rw")
-    dev = spec["linux"]["devices"][0]
+    paths = [d["path"] for d in spec["linux"]["devices"]]
+    # The list replaces the runtime's standard devices, so it carries them too.
+    assert {"/dev/null", "/dev/zero", "/dev/urandom", "/dev/tty"} <= set(paths)
+    dev = spec["linux"]["devices"][-1]
     assert dev["path"] == "/dev/mynull" and dev["type"] == "c"
     assert (dev["major"], dev["minor"]) == (os.major(st.st_rdev), os.minor(st.st_rdev))
     assert dev["fileMode"] == stat.S_IMODE(st.st_mode)
