@@ -71,7 +71,7 @@ def resolve_caps(adds, drops, privileged=False, last_cap=None) -> list[str]:
 
 def _checked(name: str, flag: str) -> str:
     norm = _caps.normalize(name)
-    if norm in ("CAP_ALL",):
+    if norm == "CAP_ALL":
         return "ALL"
     if norm not in _caps.CAP_NUMBERS:
         raise UsageError(f'invalid {flag}: unknown capability: "{norm}"')
