@@ -52,6 +52,10 @@
  *        without that byte knows the monitor failed (reason on stderr).
  *      - reaps every child with waitpid (it is a subreaper) and keeps the
  *        status of PID.
+ *      - if PID was made by unshare(CLONE_NEWPID) + fork() in this process,
+ *        setns()es its pid_for_children back to its own PID namespace: once
+ *        the container's PID 1 is gone, fork() into that namespace fails,
+ *        and the post-exit command must be able to fork.
  *      - forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to
  *        PID while PID lives, so stopping the monitor stops the container.
  *      - once PID has exited and every output pipe reached EOF, or PID
@@ -75,6 +79,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -582,6 +587,27 @@ fail:
 	unlink(tmp);
 }
 
+/* The runtime may have created the container with unshare(CLONE_NEWPID) and
+ * fork() in this very process, leaving our pid_for_children in the
+ * container's namespace. Once that namespace's PID 1 is gone every fork()
+ * there fails with ENOMEM, and the post-exit command has to fork: go back
+ * to the namespace this process lives in. */
+static void own_pid_namespace(void)
+{
+	char ours[64], kids[64];
+	ssize_t lo = readlink("/proc/self/ns/pid", ours, sizeof(ours));
+	ssize_t lk = readlink("/proc/self/ns/pid_for_children", kids, sizeof(kids));
+	int fd;
+
+	if (lo < 0 || lk < 0 || (lo == lk && memcmp(ours, kids, (size_t)lo) == 0))
+		return;
+	fd = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, CLONE_NEWPID) < 0)
+		warn("setns /proc/self/ns/pid: %s", strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 static int parse_fd(const char *opt, const char *val)
 {
 	char *end;
@@ -706,6 +732,7 @@ int main(int argc, char **argv)
 	if (sfd < 0)
 		die_setup("signalfd: %s", strerror(errno));
 
+	own_pid_namespace();
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		die_setup("prctl PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
 

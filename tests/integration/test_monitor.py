@@ -22,6 +22,7 @@ from minibox import libexec
 
 BUSYBOX = "/bin/busybox"
 PR_SET_CHILD_SUBREAPER = 36
+CLONE_NEWPID = 0x20000000
 RFC3339_NANO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
 
 pytestmark = pytest.mark.skipif(not os.access(BUSYBOX, os.X_OK), reason=f"{BUSYBOX} missing")
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.skipif(not os.access(BUSYBOX, os.X_OK), reason=f"{BUSYB
 class Monitor:
     """A monitor started the engine's way; ``pid`` is the monitor, ``cpid`` the container."""
 
-    def __init__(self, tmp_path, script, *, stdin=False, options=(), post=None):
+    def __init__(self, tmp_path, script, *, stdin=False, options=(), post=None, newpid=False):
         self.dir = tmp_path
         self.log = tmp_path / "ctr-json.log"
         self.exit_file = tmp_path / "exit.json"
@@ -52,6 +53,9 @@ class Monitor:
                 libc = ctypes.CDLL(None, use_errno=True)
                 if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
                     os._exit(121)
+                # The runtime's way: this process's next child is PID 1 of a new namespace.
+                if newpid and libc.unshare(CLONE_NEWPID) != 0:
+                    os._exit(122)
                 cpid = os.fork()
                 if cpid == 0:
                     os.dup2(in_r if stdin else os.open(os.devnull, os.O_RDONLY), 0)
@@ -218,6 +222,28 @@ def test_orphan_holding_the_pipe_does_not_block_the_exit(monitor, tmp_path):
                 os.kill(int(bgpid.read_text()), signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def can_unshare_pid():
+    if os.geteuid() != 0:
+        return False
+    import subprocess
+
+    return subprocess.run(["unshare", "--pid", "--fork", BUSYBOX, "true"],
+                          capture_output=True, timeout=10).returncode == 0
+
+
+@pytest.mark.skipif(not can_unshare_pid(), reason="needs root and PID namespaces")
+def test_container_as_pid1_of_its_namespace_and_post_exit_command_can_fork(monitor, tmp_path):
+    marker = tmp_path / "finished"
+    # $(...) forks: it fails with ENOMEM if the monitor left its children's
+    # PID namespace pointing at the container's dead one.
+    m = monitor("echo pid $$; exit 4", newpid=True,
+                post=[BUSYBOX, "sh", "-c", 'x=$(echo forked) && echo "$x" > "$0"', str(marker)])
+    assert m.wait() == 0
+    assert [r["log"] for r in m.records()] == ["pid 1\n"]
+    assert m.exit_info()["exit_code"] == 4
+    assert marker.read_text() == "forked\n"
 
 
 def read_frames(sock):
