@@ -93,7 +93,7 @@ def minibox_run_d(root: str) -> dict | None:
     if not exe:
         return None
     r = subprocess.run([exe, "--root", root, "run", "-d", "--network", "none", "busybox",
-                        "sleep", "1000"], capture_output=True, text=True, timeout=60)
+                        "sleep", "1000"], check=False, capture_output=True, text=True, timeout=60)
     cid = r.stdout.strip()
     if r.returncode != 0 or len(cid) != 64:
         return None
@@ -104,7 +104,7 @@ def minibox_run_d(root: str) -> dict | None:
         time.sleep(SETTLE_S)
         return {"how": "minibox run -d", "pid": pid, **memory(pid)}
     finally:
-        subprocess.run([exe, "--root", root, "rm", "-f", cid], capture_output=True, timeout=60)
+        subprocess.run([exe, "--root", root, "rm", "-f", cid], check=False, capture_output=True, timeout=60)
 
 
 def monitor_alone(tmp: str) -> dict:
@@ -168,7 +168,7 @@ class Dockerd:
         self.env = dict(os.environ)
 
     def _ok(self) -> bool:
-        r = subprocess.run(["docker", "info"], capture_output=True, env=self.env, timeout=30)
+        r = subprocess.run(["docker", "info"], check=False, capture_output=True, env=self.env, timeout=30)
         return r.returncode == 0
 
     def start(self) -> str | None:
@@ -183,7 +183,7 @@ class Dockerd:
             return "no dockerd answers and starting one needs root"
         sock = f"{self.tmp}/docker.sock"
         self.env["DOCKER_HOST"] = f"unix://{sock}"
-        self.log = open(f"{self.tmp}/dockerd.log", "wb")
+        self.log = open(f"{self.tmp}/dockerd.log", "wb")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
             ["dockerd", "--host", f"unix://{sock}", "--data-root", f"{self.tmp}/data",
              "--exec-root", f"{self.tmp}/exec", "--pidfile", f"{self.tmp}/dockerd.pid",
@@ -196,7 +196,7 @@ class Dockerd:
         return None
 
     def docker(self, *args: str, stdin: bytes | None = None) -> str:
-        r = subprocess.run(["docker", *args], input=stdin, capture_output=True, env=self.env,
+        r = subprocess.run(["docker", *args], input=stdin, check=False, capture_output=True, env=self.env,
                            timeout=120)
         if r.returncode != 0:
             raise RuntimeError(f"docker {' '.join(args)}: {r.stderr.decode().strip()}")
@@ -244,8 +244,8 @@ def shim_rss(tmp: str) -> dict:
         return {"how": "docker run -d (containerd-shim-runc-v2)", "pid": pid, **memory(pid)}
     finally:
         if cid:
-            subprocess.run(["docker", "rm", "-f", cid], capture_output=True, env=d.env)
-        subprocess.run(["docker", "rmi", "-f", image], capture_output=True, env=d.env)
+            subprocess.run(["docker", "rm", "-f", cid], check=False, capture_output=True, env=d.env)
+        subprocess.run(["docker", "rmi", "-f", image], check=False, capture_output=True, env=d.env)
         d.stop()
 
 

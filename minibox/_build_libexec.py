@@ -35,7 +35,8 @@ HELPERS = (
 
 
 def _new_compiler(verbose: bool = False):
-    import setuptools  # noqa: F401  (makes ``distutils`` setuptools' own copy)
+    # setuptools first: it makes ``distutils`` its own copy (the stdlib's is gone in 3.12).
+    import setuptools  # noqa: F401, I001
     from distutils.ccompiler import new_compiler
     from distutils.sysconfig import customize_compiler
 
@@ -65,6 +66,10 @@ def build(project_root: str, out_dir: str, compiler=None, build_temp: str | None
     try:
         for name, source, static in HELPERS:
             src = os.path.join(project_root, source)
+            # Relative when possible: distutils mirrors the source path under build_temp.
+            rel = os.path.relpath(src)
+            if not rel.startswith(os.pardir):
+                src = rel
             objects = compiler.compile([src], output_dir=os.path.join(build_temp, name),
                                        extra_postargs=CFLAGS)
             try:

@@ -25,7 +25,7 @@ def init_path():
 
 
 def run_init(*cmd, timeout=10):
-    return subprocess.run([init_path(), "--", *cmd], capture_output=True, text=True,
+    return subprocess.run([init_path(), "--", *cmd], check=False, capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -110,7 +110,7 @@ def test_exec_failures_are_127_and_126(tmp_path):
 
 
 def test_usage_without_command():
-    r = subprocess.run([init_path()], capture_output=True, text=True, timeout=10)
+    r = subprocess.run([init_path()], check=False, capture_output=True, text=True, timeout=10)
     assert r.returncode == 125 and "usage" in r.stderr
 
 
@@ -161,7 +161,7 @@ def test_orphans_leave_no_zombie_as_subreaper(popen):
 def unshare_pid_works():
     if os.geteuid() != 0 or not shutil.which("unshare"):
         return False
-    r = subprocess.run(["unshare", "--pid", "--fork", BUSYBOX, "true"], capture_output=True,
+    r = subprocess.run(["unshare", "--pid", "--fork", BUSYBOX, "true"], check=False, capture_output=True,
                        timeout=10)
     return r.returncode == 0
 
@@ -198,5 +198,5 @@ def test_runs_in_a_root_without_libc(tmp_path):
     shutil.copy2(init_path(), root / "init")
     shutil.copy2(BUSYBOX, root / "busybox")
     r = subprocess.run(["chroot", str(root), "/init", "--", "/busybox", "sh", "-c", "exit 4"],
-                       capture_output=True, text=True, timeout=10)
+                       check=False, capture_output=True, text=True, timeout=10)
     assert r.returncode == 4, r.stderr
