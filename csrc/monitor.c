@@ -100,6 +100,9 @@
 #define MAX_CLIENTS 8
 #define STDIN_BUF PIPE_BUF /* a non-blocking pipe write this size is all or nothing */
 #define EXIT_SETUP 125
+/* After the grace, what a default 64 KiB pipe holds, twice: bounded, since
+ * whoever holds the pipe may keep writing. */
+#define DRAIN_READS 16
 
 struct stream {
 	int fd;           /* read end of the container's pipe; -1 after EOF */
@@ -772,14 +775,15 @@ int main(int argc, char **argv)
 				 * without a PID namespace) still holds a pipe: take what
 				 * is buffered and go. */
 				for (i = 0; i < 2; i++)
-					while (streams[i].fd >= 0 && stream_read(&streams[i]) == 0)
-						;
+					for (int r = 0; r < DRAIN_READS && streams[i].fd >= 0; r++)
+						if (stream_read(&streams[i]) < 0)
+							break;
 				for (i = 0; i < 2; i++)
 					if (streams[i].fd >= 0)
 						stream_eof(&streams[i]);
 				break;
 			}
-			timeout = (int)left;
+			timeout = left > INT_MAX ? INT_MAX : (int)left;
 		}
 		pfd[n] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		who[n++] = -1;

@@ -31,19 +31,30 @@ pytestmark = pytest.mark.skipif(not os.access(BUSYBOX, os.X_OK), reason=f"{BUSYB
 class Monitor:
     """A monitor started the engine's way; ``pid`` is the monitor, ``cpid`` the container."""
 
-    def __init__(self, tmp_path, script, *, stdin=False, options=(), post=None, newpid=False):
+    def __init__(self, tmp_path, script, *, stdin=False, options=(), post=None, newpid=False,
+                 tty=False):
         self.dir = tmp_path
         self.log = tmp_path / "ctr-json.log"
         self.exit_file = tmp_path / "exit.json"
         self.sock = tmp_path / "attach.sock"
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        in_r, in_w = os.pipe() if stdin else (None, None)
+        stdin = stdin or tty
+        if tty:
+            # One pty for all three: the monitor reads and writes the master.
+            out_r, out_w = os.openpty()
+            err_r, err_w = os.dup(out_r), os.dup(out_w)
+            in_w, in_r = os.dup(out_r), os.dup(out_w)
+            options = ["--tty", *options]
+        else:
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            in_r, in_w = os.pipe() if stdin else (None, None)
         ready_r, ready_w = os.pipe()
         info_r, info_w = os.pipe()
         argv = [libexec.path(libexec.MONITOR), "--log", str(self.log),
                 "--exit-file", str(self.exit_file), "--stdout-fd", str(out_r),
-                "--stderr-fd", str(err_r), "--ready-fd", str(ready_w), *options]
+                "--ready-fd", str(ready_w), *options]
+        if not tty:
+            argv += ["--stderr-fd", str(err_r)]
         if stdin:
             argv += ["--stdin-fd", str(in_w), "--attach-socket", str(self.sock)]
         pid = os.fork()
@@ -275,6 +286,23 @@ def test_attach_socket_stdin_and_framed_output(monitor):
     assert (1, b"got hello\n") in frames and (2, b"e\n") in frames
     assert m.wait() == 0
     assert not m.sock.exists()
+
+
+def test_tty_output_is_raw_and_logged_as_stdout(monitor):
+    m = monitor('read x; echo "got $x"', tty=True, options=["--wait-attach"])
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(str(m.sock))
+        s.sendall(b"hello\n")
+        s.settimeout(10)
+        raw = b""
+        while chunk := s.recv(65536):
+            raw += chunk
+    assert b"got hello\r\n" in raw and not raw.startswith(b"\x01\x00")  # no framing
+    recs = m.records()
+    assert {r["stream"] for r in recs} == {"stdout"}
+    assert "got hello\r\n" in [r["log"] for r in recs]
+    assert m.wait() == 0
+    assert m.exit_info()["exit_code"] == 0
 
 
 def test_setup_failure_takes_the_container_down(tmp_path, monitor):
