@@ -739,7 +739,7 @@ int main(int argc, char **argv)
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		die_setup("prctl PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
 
-	log_fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+	log_fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (log_fd < 0)
 		die_setup("open %s: %s", log_path, strerror(errno));
 	for (i = 0; i < 2; i++)

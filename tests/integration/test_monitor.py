@@ -170,6 +170,7 @@ def test_log_streams_exit_code_and_post_exit_command(monitor, tmp_path):
     assert info["exit_code"] == 3 and info["signal"] == 0
     assert parse_time(info["finished_at"]).timestamp() >= before - 1
     assert marker.read_text() == "finish-ran\n"
+    assert m.log.stat().st_mode & 0o777 == 0o600 and m.exit_file.stat().st_mode & 0o777 == 0o600
     # Atomic write: no temporary file is left beside it.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ctr-json.log", "exit.json", "finished"]
 
