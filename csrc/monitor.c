@@ -15,7 +15,8 @@
  *        create the container's init as a CHILD of this process with its
  *          stdout/stderr (and stdin with -i) connected to pipes; close the
  *          container's ends of the pipes here, keep the monitor's ends
- *          (without O_CLOEXEC, they must survive the exec below);
+ *          (without O_CLOEXEC, they must survive the exec below; so must
+ *          the --ready-fd pipe);
  *        reset SIGPIPE to SIG_DFL in the container's process before its execve
  *          (Python ignores SIGPIPE and that disposition survives exec);
  *        execv() this program. Children survive exec, so PID stays our child:
@@ -69,6 +70,9 @@
  *        client that reads EXITFILE on EOF always finds it.
  *      - then execvp()s POST_EXIT_COMMAND (e.g. `minibox --root R _finish ID`)
  *        with the signal mask and dispositions it started with, or exits 0.
+ *   LOGFILE and EXITFILE are created mode 0600. exec keeps the pid and its
+ *   start time, so the forked child's pid names the monitor and then the
+ *   post-exit command for the whole life of the container.
  *   Exit codes of the monitor itself: 125 for bad usage or a failed setup
  *   (PID is then SIGKILLed and reaped: a container must never run unwatched),
  *   127 when POST_EXIT_COMMAND cannot be executed.
