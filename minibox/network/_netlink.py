@@ -42,7 +42,7 @@ def _install_stub() -> None:
         _stub.__dict__["_minibox_full"] = True
         with open(_origin) as fh:
             code = compile(fh.read(), _origin, "exec")
-        exec(code, _stub.__dict__)  # the real pyroute2/__init__.py, once
+        exec(code, _stub.__dict__)  # noqa: S102 - the real pyroute2/__init__.py, once
         try:
             return _stub.__dict__[name]
         except KeyError:
@@ -85,7 +85,7 @@ def rtnl_socket_in(netns_path: str) -> int:
                 os.close(fd)
             sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, socket.NETLINK_ROUTE)
             result["fd"] = sock.detach()
-        except BaseException as exc:  # handed to the caller's thread
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             result["error"] = exc
 
     thread = threading.Thread(target=enter, name="minibox-netns")

@@ -37,7 +37,7 @@ class Plan:
             undo, args = self._undo.pop()
             try:
                 undo(*args)
-            except Exception as exc:  # keep undoing; report the leftover
+            except Exception as exc:  # noqa: BLE001 - keep undoing; report the leftover
                 print(f"minibox: cleanup {getattr(undo, '__name__', undo)}: {exc}", file=sys.stderr)
 
 

@@ -75,8 +75,8 @@ def port_rules(container_ip: str, mapping) -> list[tuple[str, str, str, bool]]:
     proto = mapping.proto
     return [(
         "nat", DNAT,
-        f"{dest}-p {proto} -m {proto} --dport {mapping.host_port} "
-        f"-j DNAT --to-destination {container_ip}:{mapping.container_port}",
+        (f"{dest}-p {proto} -m {proto} --dport {mapping.host_port} "
+         f"-j DNAT --to-destination {container_ip}:{mapping.container_port}"),
         False,
     )]
 

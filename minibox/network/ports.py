@@ -9,24 +9,24 @@ socket behind them, so the caller also passes the ports its leases hold.
 
 import errno
 import socket
-from dataclasses import asdict, dataclass
+from collections import namedtuple
 
 from minibox.errors import Conflict, UsageError
 
 PROTOCOLS = ("tcp", "udp")
 
 
-@dataclass(frozen=True)
-class PortMapping:
-    """One published port; ``host_port`` 0 means "any free port"."""
+class PortMapping(namedtuple("PortMapping", "container_port host_port host_ip proto", defaults=(0, "", "tcp"))):
+    """One published port; ``host_port`` 0 means "any free port".
 
-    container_port: int
-    host_port: int = 0
-    host_ip: str = ""
-    proto: str = "tcp"
+    A namedtuple rather than a dataclass: importing dataclasses (and inspect
+    with it) costs more than all of this module on the ``run`` path.
+    """
+
+    __slots__ = ()
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return dict(self._asdict())
 
     @classmethod
     def from_dict(cls, data: dict) -> "PortMapping":

@@ -37,7 +37,7 @@ def _missing() -> str | None:
         import pyroute2  # noqa: F401
     except ImportError:
         return "needs pyroute2"
-    if subprocess.run(["iptables-save", "-t", "nat"], capture_output=True).returncode != 0:
+    if subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, check=False).returncode != 0:
         return "needs the iptables nat table"
     return None
 
@@ -76,7 +76,7 @@ class Holder:
 
     def run(self, *argv, timeout=10):
         return subprocess.run(["nsenter", "-t", str(self.pid), "-n", *argv],
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=timeout, check=False)
 
     def ping(self, ip: str) -> bool:
         return self.run(BUSYBOX, "ping", "-c1", "-W1", ip).returncode == 0
@@ -88,8 +88,8 @@ class Holder:
 
 
 def _args(network, **kw):
-    base = dict(network=network, publish=[], publish_all=False, ip=None, name=None, hostname=None,
-                dns=[], add_host=[])
+    base = {"network": network, "publish": [], "publish_all": False, "ip": None, "name": None,
+            "hostname": None, "dns": [], "add_host": []}
     base.update(kw)
     return types.SimpleNamespace(**base)
 
@@ -173,7 +173,8 @@ def test_two_containers_on_a_user_network_reach_each_other(world):
     assert f"inet {ep_a['ip']}/24" in out
     assert "default via " + net["gateway"] in a.run("ip", "route").stdout
     assert a.run(BUSYBOX, "ping", "-c1", "-W1", "127.0.0.1").returncode == 0
-    mtu = open(f"/sys/class/net/{net['bridge']}/mtu").read().strip()
+    with open(f"/sys/class/net/{net['bridge']}/mtu") as fh:
+        mtu = fh.read().strip()
     assert f"mtu {mtu}" in a.run("ip", "-o", "link", "show", "dev", "eth0").stdout
     assert a.ping(ep_b["ip"]) and b.ping(ep_a["ip"])
     assert a.ping(net["gateway"])
@@ -193,11 +194,14 @@ def test_peer_hosts_files_follow_joins_and_leaves(world):
         fh.write("127.0.0.1\tlocalhost\n")
     world.connect(a, net["name"], name="alpha")
     ep_b = world.connect(b, net["name"], name="beta")
-    text = open(os.path.join(a.dir, "hosts")).read()
+    hosts = os.path.join(a.dir, "hosts")
+    with open(hosts) as fh:
+        text = fh.read()
     assert text.startswith("127.0.0.1\tlocalhost\n")
     assert f"{ep_b['ip']}\tbeta {b.id[:12]}" in text
     disconnect(world.root, b.id, ep_b)
-    assert "beta" not in open(os.path.join(a.dir, "hosts")).read()
+    with open(hosts) as fh:
+        assert "beta" not in fh.read()
 
 
 def test_default_bridge_network_and_isolation_from_other_networks(world):
@@ -239,7 +243,7 @@ def _serve_http(holder: Holder, port: int, body: str, tmp) -> subprocess.Popen:
 def _wget(url: str, holder: Holder | None = None) -> str:
     # (this busybox build crashes on wget -T; the subprocess timeout bounds it)
     argv = [BUSYBOX, "wget", "-q", "-O", "-", url]
-    proc = holder.run(*argv) if holder else subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    proc = holder.run(*argv) if holder else subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
     return proc.stdout if proc.returncode == 0 else f"<failed: {proc.stderr.strip()}>"
 
 
@@ -279,7 +283,8 @@ def test_random_host_port_and_port_listing(world, tmp_path):
     with open(os.path.join(a.dir, "container.json"), "w") as fh:
         json.dump({"id": a.id, "name": "web", "network": ep}, fh)
     out = subprocess.run([sys.executable, "-m", "minibox", "--root", world.root, "port", "web"],
-                         capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+                         capture_output=True, text=True, check=False,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [f"8000/tcp -> 0.0.0.0:{tcp['host_port']}",
                                        f"8001/udp -> 127.0.0.1:{udp['host_port']}"]
@@ -415,7 +420,7 @@ def _connect_in_child(root, network, cid, pid, queue):
 
     try:
         queue.put((cid, connect(root, cid, pid, _args(network))))
-    except BaseException as exc:  # reported to the parent
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
         queue.put((cid, repr(exc)))
 
 
@@ -449,7 +454,7 @@ def test_concurrent_connects_get_distinct_addresses(world):
 def _cli(root, *argv):
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return subprocess.run([sys.executable, "-m", "minibox", "--root", root, *argv],
-                          capture_output=True, text=True, cwd=here)
+                          capture_output=True, text=True, cwd=here, check=False)
 
 
 def test_network_verbs(world):

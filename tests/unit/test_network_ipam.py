@@ -56,7 +56,7 @@ def test_requested_address_checks():
 
 def test_lease_store_allocates_releases_and_persists(tmp_path):
     store = ipam.LeaseStore(str(tmp_path / "net"))
-    alive = lambda cid: True  # noqa: E731
+    alive = lambda cid: True
     ip_a, rec = store.allocate(NET, "a" * 64, alive, extra={"name": "a"})
     ip_b, _ = store.allocate(NET, "b" * 64, alive)
     assert (ip_a, ip_b, rec) == ("10.213.7.2", "10.213.7.3", {})
@@ -87,7 +87,7 @@ def test_dead_leases_are_reclaimed_live_ones_kept(tmp_path):
     root = tmp_path
     (root / "containers" / ("a" * 64)).mkdir(parents=True)
     store = ipam.LeaseStore(str(root / "network" / "n"))
-    alive_all = lambda cid: True  # noqa: E731
+    alive_all = lambda cid: True
     store.allocate(NET, "a" * 64, alive_all)
     store.allocate(NET, "d" * 64, alive_all, extra={"host_veth": "mbxdddddddddddd"})
     ip, reclaimed = store.allocate(NET, "e" * 64, ipam.container_exists(str(root)))

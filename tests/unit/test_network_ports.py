@@ -5,8 +5,14 @@ import socket
 import pytest
 
 from minibox.errors import Conflict, UsageError
-from minibox.network.ports import (PortMapping, assign_host_ports, exposed_mappings, leased_ports,
-                                   mappings_from_args, parse_publish)
+from minibox.network.ports import (
+    PortMapping,
+    assign_host_ports,
+    exposed_mappings,
+    leased_ports,
+    mappings_from_args,
+    parse_publish,
+)
 
 
 @pytest.mark.parametrize("spec,expected", [
