@@ -27,8 +27,12 @@ def disconnect(root: str, container_id: str, endpoint: dict | None) -> None:
     _endpoint.disconnect(root, container_id, endpoint)
 
 
-def hosts_entries(root: str, endpoint: dict | None) -> list[tuple[str, list[str]]]:
-    """(ip, names) of the container's peers on its user network, for /etc/hosts."""
+def hosts_entries(root: str, endpoint: dict | None) -> list[tuple[str, str]]:
+    """(ip, "name shortid") of the container's peers on its user network, for /etc/hosts.
+
+    Peers that join later are added to the running containers' hosts files
+    (in place, under a managed marker) by the network package itself.
+    """
     from minibox.network import endpoint as _endpoint
 
     return _endpoint.hosts_entries(root, endpoint)

@@ -95,7 +95,8 @@ def _lock_dir() -> None:
 def connect(root: str, container_id: str, pid: int, args, exposed=None) -> dict:
     """Give the netns of ``pid`` an ``eth0`` on ``args.network``; returns the endpoint.
 
-    ``exposed`` is the image's ``ExposedPorts`` (for ``-P``). Errors are
+    ``exposed`` is the image's ``ExposedPorts`` (for ``-P``; defaults to
+    ``args.exposed_ports``). Errors are
     MiniboxError (exit 125) naming the culprit; nothing is left behind then.
     """
     from minibox.network import bridge, nat
@@ -107,6 +108,8 @@ def connect(root: str, container_id: str, pid: int, args, exposed=None) -> dict:
     if requested_ip and name == store.DEFAULT_NETWORK:
         raise UsageError("user specified IP address is supported on user defined networks only")
     # Parse before touching anything: a malformed -p changes nothing.
+    if exposed is None:
+        exposed = getattr(args, "exposed_ports", None)
     mappings = ports.mappings_from_args(getattr(args, "publish", None), getattr(args, "publish_all", False), exposed)
     record = store.ensure_default(root) if name == store.DEFAULT_NETWORK else store.load(root, name)
     net = ipam.parse_subnet(record["subnet"])
@@ -235,8 +238,8 @@ def prune_stale(root: str) -> list[str]:
     return cleaned
 
 
-def hosts_entries(root: str, endpoint: dict | None) -> list[tuple[str, list[str]]]:
-    """Peers on the endpoint's user network as ``(ip, names)`` for /etc/hosts.
+def hosts_entries(root: str, endpoint: dict | None) -> list[tuple[str, str]]:
+    """Peers on the endpoint's user network as ``(ip, "name shortid ...")`` for /etc/hosts.
 
     The default ``bridge`` network has no name resolution (as with docker).
     """
@@ -247,17 +250,26 @@ def hosts_entries(root: str, endpoint: dict | None) -> list[tuple[str, list[str]
     for cid, lease in sorted(store.leases(root, endpoint["network"]).load().items(), key=lambda kv: kv[1]["ip"]):
         if lease["ip"] == endpoint.get("ip") or not alive(cid):
             continue
-        out.append((lease["ip"], list(lease.get("aliases") or [cid[:12]])))
+        out.append((lease["ip"], " ".join(lease.get("aliases") or [cid[:12]])))
     return out
 
 
 PEERS_BEGIN = "# minibox network peers (managed)"
 
 
-def render_peers(text: str, entries) -> str:
-    """``text`` with its managed block of peer lines replaced by ``entries``."""
-    kept = text.split(PEERS_BEGIN, 1)[0].rstrip("\n")
-    lines = [PEERS_BEGIN] + [f"{ip}\t{' '.join(names)}" for ip, names in entries]
+def render_peers(text: str, entries, stale=None) -> str:
+    """``text`` with its managed block of peer lines replaced by ``entries``.
+
+    ``stale(ip)`` says which address lines outside the block are old peer
+    lines (the engine writes the first peers itself) and are dropped.
+    """
+    kept = text.split(PEERS_BEGIN, 1)[0]
+    if stale is not None:
+        kept = "".join(line for line in kept.splitlines(keepends=True)
+                       if not (line.split() and stale(line.split()[0])))
+    kept = kept.rstrip("\n")
+    lines = [PEERS_BEGIN] + [f"{ip}\t{names if isinstance(names, str) else ' '.join(names)}"
+                             for ip, names in entries]
     return (kept + "\n" if kept else "") + "\n".join(lines) + "\n"
 
 
@@ -271,6 +283,7 @@ def sync_peer_hosts(root: str, name: str, skip: str | None = None) -> None:
     """
     alive = ipam.container_exists(root)
     current = store.leases(root, name).load()
+    subnet = ipam.parse_subnet(store.load(root, name)["subnet"])
     for cid, lease in current.items():
         if cid == skip or not alive(cid):
             continue
@@ -283,12 +296,26 @@ def sync_peer_hosts(root: str, name: str, skip: str | None = None) -> None:
             import fcntl
 
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            new = render_peers(fh.read(), hosts_entries(root, {"network": name, "ip": lease["ip"]}))
+            own = lease["ip"]
+
+            def stale(addr, own=own):
+                return addr != own and _in_subnet(addr, subnet)
+
+            new = render_peers(fh.read(), hosts_entries(root, {"network": name, "ip": own}), stale)
             fh.seek(0)
             fh.write(new)
             fh.truncate()
             fh.flush()
             os.fsync(fh.fileno())
+
+
+def _in_subnet(addr: str, subnet) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.IPv4Address(addr) in subnet
+    except ValueError:
+        return False
 
 
 def container_netns(root: str, ref: str) -> str:
@@ -318,12 +345,13 @@ def container_netns(root: str, ref: str) -> str:
             found = rec
     if found is None:
         raise NotFound(f"No such container: {ref}")
-    pid = found.get("pid")
+    state = found.get("state") or found  # the engine keeps pid/pid_start under "state"
+    pid = state.get("pid")
     try:
         with open(f"/proc/{pid}/stat") as fh:
             start = fh.read().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError, TypeError):
         start = None
-    if not pid or start is None or str(found.get("pid_start")) != start:
+    if not pid or start is None or str(state.get("pid_start")) != start:
         raise Conflict(f"cannot join network of a non running container: {ref}")
     return f"/proc/{pid}/ns/net"

@@ -181,8 +181,8 @@ def test_two_containers_on_a_user_network_reach_each_other(world):
     # by name: each sees the other in its peers for /etc/hosts
     from minibox.network import hosts_entries
 
-    assert hosts_entries(world.root, ep_b) == [(ep_a["ip"], ["alpha", a.id[:12]])]
-    assert hosts_entries(world.root, ep_a) == [(ep_b["ip"], ["beta", b.id[:12]])]
+    assert hosts_entries(world.root, ep_b) == [(ep_a["ip"], f"alpha {a.id[:12]}")]
+    assert hosts_entries(world.root, ep_a) == [(ep_b["ip"], f"beta {b.id[:12]}")]
 
 
 def test_peer_hosts_files_follow_joins_and_leaves(world):
@@ -190,15 +190,17 @@ def test_peer_hosts_files_follow_joins_and_leaves(world):
 
     net = world.network()
     a, b = world.holder(), world.holder()
+    ep_a = world.connect(a, net["name"], name="alpha")
+    gone = net["subnet"].replace(".0/24", ".200")  # a peer line the engine wrote for a peer now gone
     with open(os.path.join(a.dir, "hosts"), "w") as fh:
-        fh.write("127.0.0.1\tlocalhost\n")
-    world.connect(a, net["name"], name="alpha")
+        fh.write(f"127.0.0.1\tlocalhost\n{gone}\told\n{ep_a['ip']}\talpha\n")
     ep_b = world.connect(b, net["name"], name="beta")
     hosts = os.path.join(a.dir, "hosts")
     with open(hosts) as fh:
         text = fh.read()
-    assert text.startswith("127.0.0.1\tlocalhost\n")
+    assert text.startswith(f"127.0.0.1\tlocalhost\n{ep_a['ip']}\talpha\n")
     assert f"{ep_b['ip']}\tbeta {b.id[:12]}" in text
+    assert gone not in text
     disconnect(world.root, b.id, ep_b)
     with open(hosts) as fh:
         assert "beta" not in fh.read()
@@ -281,11 +283,11 @@ def test_random_host_port_and_port_listing(world, tmp_path):
     import json
 
     with open(os.path.join(a.dir, "container.json"), "w") as fh:
-        json.dump({"id": a.id, "name": "web", "network": ep}, fh)
-    out = subprocess.run([sys.executable, "-m", "minibox", "--root", world.root, "port", "web"],
-                         capture_output=True, text=True, check=False,
-                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+        json.dump({"id": a.id, "name": "web", "network": ep, "state": {"status": "created"}}, fh)
+    out = _cli(world.root, "port", a.id[:12])
     assert out.returncode == 0, out.stderr
+    assert _cli(world.root, "port", a.id[:12], "8001/udp").stdout == f"127.0.0.1:{udp['host_port']}\n"
+    assert _cli(world.root, "port", a.id[:12], "9999").returncode == 125
     assert out.stdout.splitlines() == [f"8000/tcp -> 0.0.0.0:{tcp['host_port']}",
                                        f"8001/udp -> 127.0.0.1:{udp['host_port']}"]
 
