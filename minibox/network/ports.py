@@ -26,12 +26,16 @@ class PortMapping(namedtuple("PortMapping", "container_port host_port host_ip pr
     __slots__ = ()
 
     def to_dict(self) -> dict:
-        return dict(self._asdict())
+        """The form saved in leases and endpoints; "any address" is spelled 0.0.0.0 there."""
+        data = dict(self._asdict())
+        data["host_ip"] = self.host_ip or "0.0.0.0"
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "PortMapping":
+        host_ip = data.get("host_ip", "")
         return cls(int(data["container_port"]), int(data["host_port"]),
-                   data.get("host_ip", ""), data.get("proto", "tcp"))
+                   "" if host_ip == "0.0.0.0" else host_ip, data.get("proto", "tcp"))
 
     def describe(self) -> str:
         """``80/tcp -> 0.0.0.0:8080``, the line ``docker port`` prints."""

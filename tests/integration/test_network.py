@@ -260,7 +260,7 @@ def test_published_port_answers_on_localhost_and_from_another_container(world, t
     a, b = world.holder(), world.holder()
     port = _free_port()
     ep = world.connect(a, net["name"], publish=[f"{port}:8000"])
-    assert ep["ports"] == [{"container_port": 8000, "host_port": port, "host_ip": "", "proto": "tcp"}]
+    assert ep["ports"] == [{"container_port": 8000, "host_port": port, "host_ip": "0.0.0.0", "proto": "tcp"}]
     world.connect(b, net["name"])
     server = _serve_http(a, 8000, "hello from a\n", tmp_path)
     try:

@@ -68,7 +68,10 @@ def test_same_host_port_twice_is_refused():
 def test_describe_and_round_trip():
     m = PortMapping(80, 8080, "", "tcp")
     assert m.describe() == "80/tcp -> 0.0.0.0:8080"
+    assert m.to_dict() == {"container_port": 80, "host_port": 8080, "host_ip": "0.0.0.0", "proto": "tcp"}
     assert PortMapping.from_dict(m.to_dict()) == m
+    local = PortMapping(80, 8080, "127.0.0.1", "udp")
+    assert PortMapping.from_dict(local.to_dict()) == local
 
 
 def test_port_held_by_a_listener_is_a_conflict_naming_it():
