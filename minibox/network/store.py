@@ -137,18 +137,37 @@ def create(root: str, name: str, subnet: str | None = None, device: str | None =
 
 
 def ensure_default(root: str) -> dict:
-    """The ``bridge`` network, created with its defaults on first use."""
+    """The ``bridge`` network, created with its defaults on first use.
+
+    ``MINIBOX_BRIDGE`` and ``MINIBOX_BRIDGE_SUBNET`` override the device and
+    subnet at that moment (dockerd's ``--bridge``/``--bip``): a test suite
+    gives its private root a bridge of its own and removes it afterwards
+    with ``remove_default(root)``.
+    """
     try:
         return load(root, DEFAULT_NETWORK)
     except NotFound:
         pass
+    device = os.environ.get("MINIBOX_BRIDGE") or DEFAULT_DEVICE
+    subnet = os.environ.get("MINIBOX_BRIDGE_SUBNET") or DEFAULT_SUBNET
     try:
-        return create(root, DEFAULT_NETWORK, DEFAULT_SUBNET, DEFAULT_DEVICE, predefined=True)
+        return create(root, DEFAULT_NETWORK, subnet, device, predefined=True)
     except Conflict:
         # Lost a race with a concurrent first use: the record exists now.
         if os.path.exists(os.path.join(network_dir(root, DEFAULT_NETWORK), "network.json")):
             return load(root, DEFAULT_NETWORK)
         raise
+
+
+def remove_default(root: str) -> None:
+    """Remove the root's ``bridge`` network (device, rules, record) if it has one.
+
+    For discarding a whole root (test suites); containers on it must be gone.
+    """
+    try:
+        remove(root, DEFAULT_NETWORK, force=True)
+    except NotFound:
+        pass
 
 
 def _teardown(record: dict, delete_bridge: bool = True) -> None:

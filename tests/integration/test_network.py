@@ -487,3 +487,30 @@ def test_network_verbs(world):
     assert removed.returncode == 0, removed.stderr
     world.networks.remove(name)
     assert name not in _cli(world.root, "network", "ls").stdout
+
+
+def test_default_bridge_follows_the_daemon_level_overrides(world, monkeypatch):
+    from minibox.network import store
+
+    device = f"mbt{os.urandom(4).hex()}"
+    for _ in range(20):
+        subnet = f"10.213.{random.randint(10, 250)}.0/24"
+        monkeypatch.setenv("MINIBOX_BRIDGE", device)
+        monkeypatch.setenv("MINIBOX_BRIDGE_SUBNET", subnet)
+        try:
+            ep = world.connect(world.holder(), None)
+            break
+        except Conflict as exc:
+            if "overlaps" not in str(exc):
+                raise
+    else:
+        pytest.skip("no free 10.213.x.0/24 subnet")
+    assert (ep["network"], ep["bridge"], ep["subnet"]) == ("bridge", device, subnet)
+    from minibox.network import disconnect
+
+    disconnect(world.root, world.holders[-1].id, ep)
+    world.endpoints.clear()
+    store.remove_default(world.root)
+    store.remove_default(world.root)  # nothing left: fine
+    assert device not in _links()
+    assert device not in _iptables_text()
