@@ -111,7 +111,8 @@ def connect(root: str, container_id: str, pid: int, args, exposed=None) -> dict:
     if exposed is None:
         exposed = getattr(args, "exposed_ports", None)
     mappings = ports.mappings_from_args(getattr(args, "publish", None), getattr(args, "publish_all", False), exposed)
-    record = store.ensure_default(root) if name == store.DEFAULT_NETWORK else store.load(root, name)
+    record = store.ensure_default(root) if name == store.DEFAULT_NETWORK else store.find(root, name)
+    name = record["name"]  # a network may be named by id prefix too
     net = ipam.parse_subnet(record["subnet"])
     netns_path = f"/proc/{pid}/ns/net"
     if not os.path.exists(netns_path):
@@ -280,6 +281,8 @@ def sync_peer_hosts(root: str, name: str, skip: str | None = None) -> None:
     running container, and a bind mount pins the inode, so a rename would
     never be seen inside. Containers whose hosts file does not exist yet
     (still being created) get their peers from hosts_entries() instead.
+    Lines the engine wrote for earlier peers (addresses of this subnet other
+    than the container's own) are replaced by the managed block.
     """
     alive = ipam.container_exists(root)
     current = store.leases(root, name).load()
