@@ -195,3 +195,26 @@ def test_fifty_concurrent_runs_get_fifty_addresses(net_mb):
     assert store.leases(mb.root, "bridge").load() == {}
     assert not [cid for cid in ids if "mbx" + cid[:12] in _links()]
     assert not [ip for ip in ips if ip in _iptables()]
+
+
+def test_sigkilled_runtime_leaves_nothing_after_rm_f(net_mb):
+    import json
+    import signal
+    import time
+
+    mb = net_mb
+    port = _free_port()
+    cid = mb("run", "-d", "-p", f"{port}:80", "busybox", "sleep", "120", check=True).stdout.strip()
+    with open(os.path.join(mb.root, "containers", cid, "container.json")) as fh:
+        state = json.load(fh)["state"]
+    os.kill(state["monitor_pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{state['pid']}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert f"--dport {port} " in _iptables()  # nothing ran the teardown yet
+    mb("rm", "-f", cid, check=True)
+    from minibox.network import store
+
+    assert store.leases(mb.root, "bridge").load() == {}
+    assert f"--dport {port} " not in _iptables()
+    assert "mbx" + cid[:12] not in _links()
