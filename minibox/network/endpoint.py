@@ -11,7 +11,7 @@ runtime was SIGKILLed and tolerate every piece being already gone.
 import os
 import sys
 
-from minibox.errors import MiniboxError, UsageError
+from minibox.errors import MiniboxError, NotFound, UsageError
 from minibox.network import ipam, ports, store
 
 VETH_PREFIX = "mbx"
@@ -77,7 +77,7 @@ def _ports_in_root(root: str) -> set[tuple[int, str]]:
     return taken
 
 
-def _remove_leftovers(lease: dict) -> None:
+def remove_leftovers(lease: dict) -> None:
     """Remove the port rules and veth of a lease whose container is gone."""
     from minibox.network import bridge, nat
 
@@ -132,7 +132,12 @@ def connect(root: str, container_id: str, pid: int, args, exposed=None) -> dict:
     try:
         chosen: list[ports.PortMapping] = []
 
+        record_path = os.path.join(store.network_dir(root, name), "network.json")
+
         def check(_leases):
+            # under the leases lock: `network rm` may have won the race
+            if not os.path.exists(record_path):
+                raise NotFound(f"network {name} not found")
             if mappings:
                 taken = _ports_in_root(root) | _dnat_ports_on_host()
                 chosen.extend(ports.assign_host_ports(mappings, taken))
@@ -151,12 +156,12 @@ def connect(root: str, container_id: str, pid: int, args, exposed=None) -> dict:
                 plan.did(nat.delete_rules, rules)
         else:
             ip, reclaimed = lease_store.allocate(net, container_id, ipam.container_exists(root),
-                                                 requested_ip, extra)
+                                                 requested_ip, extra, check)
             plan.did(lease_store.release, container_id)
             port_dicts = []
         for lease in reclaimed.values():
             try:
-                _remove_leftovers(lease)
+                remove_leftovers(lease)
             except MiniboxError as exc:
                 print(f"minibox: cleanup of a stale lease: {exc}", file=sys.stderr)
 
@@ -222,7 +227,7 @@ def prune_network(root: str, name: str) -> list[str]:
     """Reclaim the leases of dead containers on ``name`` and remove their leftovers."""
     reclaimed = store.leases(root, name).reclaim(ipam.container_exists(root))
     for lease in reclaimed.values():
-        _remove_leftovers(lease)
+        remove_leftovers(lease)
     return list(reclaimed)
 
 
@@ -327,7 +332,7 @@ def container_netns(root: str, ref: str) -> str:
     REF is a full id, a unique id prefix or a name, read from the engine's
     records; the pid is trusted only if its start time matches the record's.
     """
-    from minibox.errors import Conflict, NotFound
+    from minibox.errors import Conflict
 
     base = os.path.join(root, "containers")
     try:

@@ -17,7 +17,7 @@ import json
 import os
 from contextlib import contextmanager
 
-from minibox.errors import Conflict, MiniboxError, SyscallError, UsageError
+from minibox.errors import Conflict, MiniboxError, NotFound, SyscallError, UsageError
 
 LEASES = "leases.json"
 LOCK = "leases.lock"
@@ -153,8 +153,13 @@ class LeaseStore:
 
     @contextmanager
     def locked(self):
-        """The leases, locked; changes to the yielded dict are saved on success."""
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        """The leases, locked; changes to the yielded dict are saved on success.
+
+        The directory is the network's and is never created here: a network
+        removed while a container was joining must not come back half-made.
+        """
+        if not os.path.isdir(self.dir):
+            raise NotFound(f"network state {self.dir} does not exist")
         with flocked(self.lock_path):
             leases = read_json(self.path, {})
             before = json.dumps(leases, sort_keys=True)

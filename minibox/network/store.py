@@ -130,7 +130,10 @@ def create(root: str, name: str, subnet: str | None = None, device: str | None =
             os.makedirs(network_dir(root, name), mode=0o700, exist_ok=True)
             ipam.write_json_atomic(os.path.join(network_dir(root, name), "network.json"), record)
         except BaseException:
-            _teardown(record, delete_bridge=not existed)
+            # A bridge that was there before (minibox0 shared by another
+            # root) keeps its rules: they are that root's too.
+            if not existed:
+                _teardown(record)
             shutil.rmtree(network_dir(root, name), ignore_errors=True)
             raise
     return record
@@ -170,12 +173,11 @@ def remove_default(root: str) -> None:
         pass
 
 
-def _teardown(record: dict, delete_bridge: bool = True) -> None:
+def _teardown(record: dict) -> None:
     from minibox.network import bridge, nat
 
     nat.delete_rules(nat.network_rules(record["bridge"], record["subnet"]))
-    if delete_bridge:
-        bridge.delete_link(record["bridge"])
+    bridge.delete_link(record["bridge"])
 
 
 def users(root: str, name: str) -> list[str]:
@@ -190,13 +192,17 @@ def remove(root: str, ref: str, force: bool = False) -> dict:
     name = record["name"]
     if name in RESERVED and not force:
         raise Conflict(f"{name} is a pre-defined network and cannot be removed")
-    with ipam.flocked(HOST_LOCK):
-        in_use = users(root, name)
+    from minibox.network import endpoint
+
+    alive = ipam.container_exists(root)
+    # Under the leases lock, so no container can join between the check and
+    # the removal (connect re-checks that the network still exists there).
+    with ipam.flocked(HOST_LOCK), leases(root, name).locked() as current:
+        in_use = [cid for cid in current if alive(cid)]
         if in_use:
             raise Conflict(f"network {name} has active endpoints: {', '.join(c[:12] for c in in_use)}")
-        from minibox.network import endpoint
-
-        endpoint.prune_network(root, name)
+        for lease in current.values():
+            endpoint.remove_leftovers(lease)
         _teardown(record)
-        shutil.rmtree(network_dir(root, name))
+        shutil.rmtree(network_dir(root, name))  # ``current`` is unchanged: nothing is written back
     return record

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from minibox.errors import Conflict, UsageError
+from minibox.errors import Conflict, NotFound, UsageError
 from minibox.network import ipam
 
 NET = ipaddress.IPv4Network("10.213.7.0/24")
@@ -54,15 +54,26 @@ def test_requested_address_checks():
         ipam.pick_address(NET, [], "10.213.7")
 
 
+def _store(path):
+    path.mkdir(mode=0o700, parents=True)
+    return ipam.LeaseStore(str(path))
+
+
+def test_lease_store_needs_its_network_dir(tmp_path):
+    with pytest.raises(NotFound, match="does not exist"):
+        ipam.LeaseStore(str(tmp_path / "gone")).allocate(NET, "a" * 64, lambda c: True)
+    assert not (tmp_path / "gone").exists()
+
+
 def test_lease_store_allocates_releases_and_persists(tmp_path):
-    store = ipam.LeaseStore(str(tmp_path / "net"))
+    store = _store(tmp_path / "net")
     alive = lambda cid: True
     ip_a, rec = store.allocate(NET, "a" * 64, alive, extra={"name": "a"})
     ip_b, _ = store.allocate(NET, "b" * 64, alive)
     assert (ip_a, ip_b, rec) == ("10.213.7.2", "10.213.7.3", {})
     on_disk = json.loads((tmp_path / "net" / "leases.json").read_text())
     assert on_disk["a" * 64] == {"ip": "10.213.7.2", "name": "a"}
-    assert oct(os.stat(tmp_path / "net").st_mode & 0o777) == "0o700"
+    assert oct(os.stat(tmp_path / "net" / "leases.json").st_mode & 0o777) == "0o600"
     with pytest.raises(Conflict, match="already connected"):
         store.allocate(NET, "a" * 64, alive)
     assert store.release("a" * 64)["ip"] == "10.213.7.2"
@@ -73,7 +84,7 @@ def test_lease_store_allocates_releases_and_persists(tmp_path):
 
 
 def test_failed_check_writes_nothing(tmp_path):
-    store = ipam.LeaseStore(str(tmp_path / "net"))
+    store = _store(tmp_path / "net")
 
     def check(leases):
         raise Conflict("port is already allocated: 0.0.0.0:80/tcp")
@@ -86,7 +97,7 @@ def test_failed_check_writes_nothing(tmp_path):
 def test_dead_leases_are_reclaimed_live_ones_kept(tmp_path):
     root = tmp_path
     (root / "containers" / ("a" * 64)).mkdir(parents=True)
-    store = ipam.LeaseStore(str(root / "network" / "n"))
+    store = _store(root / "network" / "n")
     alive_all = lambda cid: True
     store.allocate(NET, "a" * 64, alive_all)
     store.allocate(NET, "d" * 64, alive_all, extra={"host_veth": "mbxdddddddddddd"})
@@ -117,6 +128,7 @@ def _worker(directory, cid, queue):
 
 def test_parallel_processes_get_distinct_addresses(tmp_path):
     directory = str(tmp_path / "net")
+    os.mkdir(directory)
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     procs = [ctx.Process(target=_worker, args=(directory, f"{i:064x}", queue)) for i in range(40)]
