@@ -11,6 +11,7 @@ to the addresses on the test's own bridges only.
 import multiprocessing
 import os
 import random
+import select
 import shutil
 import socket
 import subprocess
@@ -514,3 +515,36 @@ def test_default_bridge_follows_the_daemon_level_overrides(world, monkeypatch):
     store.remove_default(world.root)  # nothing left: fine
     assert device not in _links()
     assert device not in _iptables_text()
+
+
+def test_publish_all_fixed_ip_and_udp(world):
+    net = world.network()
+    a = world.holder()
+    fixed = net["subnet"].replace(".0/24", ".77")
+    ep = world.connect(a, net["name"], ip=fixed, publish_all=True,
+                       exposed_ports={"5353/udp": {}, "8000/tcp": {}})
+    assert ep["ip"] == fixed
+    assert f"inet {fixed}/24" in a.run("ip", "-o", "addr", "show", "dev", "eth0").stdout
+    by_port = {(p["container_port"], p["proto"]): p["host_port"] for p in ep["ports"]}
+    assert set(by_port) == {(5353, "udp"), (8000, "tcp")}
+    # a UDP datagram to the published port on 127.0.0.1 arrives inside
+    # (busybox nc has no -u here: a tiny Python receiver in the netns)
+    receiver = ("import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                "s.bind(('0.0.0.0', 5353)); print('ready', flush=True); "
+                "print(s.recv(100).decode(), end='', flush=True)")
+    server = subprocess.Popen(["nsenter", "-t", str(a.pid), "-n", sys.executable, "-c", receiver],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline() == "ready\n"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"ping-udp\n", ("127.0.0.1", by_port[(5353, "udp")]))
+        ready, _, _ = select.select([server.stdout], [], [], 5)
+        assert ready and server.stdout.readline() == "ping-udp\n"
+    finally:
+        server.kill()
+        server.wait()
+    # the same fixed address twice is a conflict, and leaves nothing
+    b = world.holder()
+    with pytest.raises(Conflict, match="already in use"):
+        world.connect(b, net["name"], ip=fixed)
+    assert "mbx" + b.id[:12] not in _links()
