@@ -119,6 +119,11 @@ def _new_record(cid, name, args, image, image_cfg, argv, rootfs) -> dict:
         "host_config": {
             "AutoRemove": bool(args.rm),
             "NetworkMode": args.network,
+            "Publish": list(getattr(args, "publish", None) or []),
+            "PublishAll": bool(getattr(args, "publish_all", False)),
+            "IP": getattr(args, "ip", None),
+            "Dns": list(getattr(args, "dns", None) or []),
+            "ExtraHosts": list(getattr(args, "add_host", None) or []),
             "Binds": list(args.volume or []),
             "ReadonlyRootfs": bool(args.read_only),
             "CgroupParent": getattr(args, "cgroup_parent", None) or "",
@@ -291,8 +296,9 @@ def _connect_network(root: str, rec: dict, pid: int) -> None:
         return
     from minibox import network
 
-    rec["network"] = network.connect(root, rec["id"], pid, _NetArgs(rec))
-    extra = network.hosts_entries(root, rec["network"])
+    net_args = _NetArgs(rec)
+    rec["network"] = network.connect(root, rec["id"], pid, net_args)
+    extra = _extra_hosts(net_args) + network.hosts_entries(root, rec["network"])
     etcfiles.write_all(records.container_dir(root, rec["id"]), rec["config"]["Hostname"],
                        rec["network"].get("ip"), extra_hosts=extra,
                        dns=rec["host_config"].get("Dns") or ())
