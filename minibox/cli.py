@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             if exc.name and exc.name.startswith("minibox.commands"):
                 raise MiniboxError(f"'{verb}' is not available in this build of minibox") from None
             raise
-        parser = Parser(prog=f"minibox {verb}", description=(module.__doc__ or "").strip().split("\n")[0])
+        parser = Parser(prog=f"minibox {verb}", description=(module.__doc__ or "").strip().split("\n")[0],
+                        add_help=getattr(module, "ADD_HELP", True))
         module.configure(parser)
         args = parser.parse_args(rest)
         args.root = os.path.abspath(opts["root"])
