@@ -140,30 +140,8 @@ class _Locked:
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None:
-                _atomic_write_json(self.index.path, {"version": _VERSION, "entries": self.entries})
+                from minibox.atomic import write_json
+
+                write_json(self.index.path, {"version": _VERSION, "entries": self.entries})
         finally:
             os.close(self.fd)
-
-
-def _atomic_write_json(path: str, doc: dict) -> None:
-    """tmp + fsync + rename + fsync(dir): a crash leaves the old or the new index, never half."""
-    directory = os.path.dirname(path)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
