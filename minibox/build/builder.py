@@ -156,7 +156,8 @@ class Builder:
             instructions = self._onbuild(stage, triggers) + instructions
             steps += sum(1 for i in instructions[: len(triggers)] if i.cmd in _STEP_CMDS)
             result.config["config"]["OnBuild"] = None
-        v.done()
+        # The base is already local (minibox does not pull), as BuildKit shows a present base.
+        v.cached()
         cfg = result.config
         inner = cfg["config"]
         vars_ = StageVars(build_plan, inner.get("Env") or [])
