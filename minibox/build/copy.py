@@ -110,8 +110,7 @@ def copy_sources(rootfs: str, sources: list[list[Item]], dest: str, *,
             _extract(rootfs, target_dir, root.host_path)
             continue
         target = dest.rstrip("/") or "/"
-        existing = secure_join(rootfs, target)
-        if dest_dir_hint or os.path.isdir(existing):
+        if dest_dir_hint or _is_dir(rootfs, target):
             _mkdirs(rootfs, target, owner)
             target = posixpath.join(target, posixpath.basename(root.rel or root.host_path))
         else:
@@ -119,26 +118,36 @@ def copy_sources(rootfs: str, sources: list[list[Item]], dest: str, *,
         _copy_item(rootfs, target, root, owner, keep_owner, chmod)
 
 
+def _is_dir(rootfs: str, path: str) -> bool:
+    try:
+        return os.path.isdir(secure_join(rootfs, path))
+    except OSError:
+        return False
+
+
 def _mkdirs(rootfs: str, path: str, owner) -> None:
-    """Create ``path`` and missing parents (0755, root or --chown owner) inside ``rootfs``."""
-    parts = [p for p in path.split("/") if p]
+    """Create ``path`` and missing parents (0755, root or --chown owner) inside ``rootfs``.
+
+    Each prefix is resolved with secure_join, so an image symlink on the way
+    (even one pointing at a host path) is followed inside the rootfs only.
+    """
+    from minibox.runtime.paths import make_path
+
     current = "/"
-    for part in parts:
+    for part in [p for p in path.split("/") if p]:
         current = posixpath.join(current, part)
-        host = secure_join(rootfs, current)
         try:
-            st = os.lstat(host)
-        except FileNotFoundError:
-            try:
-                os.mkdir(host, 0o755)
-            except OSError as e:
-                raise MiniboxError(f"mkdir {current}: {e.strerror}") from None
+            host = secure_join(rootfs, current)
+            existed = os.path.lexists(host)
+            host = make_path(rootfs, current)
+        except OSError as e:
+            raise MiniboxError(f"cannot copy to {path}: {current}: {e.strerror}") from None
+        if not os.path.isdir(host):
+            raise MiniboxError(f"cannot copy to {path}: {current} is not a directory")
+        if not existed:
             os.chmod(host, 0o755)
             if owner:
                 os.lchown(host, *owner)
-            continue
-        if not stat.S_ISDIR(st.st_mode):
-            raise MiniboxError(f"cannot copy to {path}: {current} is not a directory")
 
 
 def _replace_target(host: str, want_dir: bool, shown: str) -> bool:
