@@ -20,7 +20,7 @@ the image-config changes it made and its history line.
 import json
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 _VERSION = 1
 

@@ -79,7 +79,7 @@ def parse_chmod(spec: str | None) -> int | None:
 
 def destination(dest: str, workdir: str) -> str:
     """The destination as an absolute container path (trailing ``/`` kept)."""
-    trailing = dest.endswith("/") or dest in (".", "./") or dest.endswith("/.")
+    trailing = dest.endswith(("/", "/.")) or dest in (".", "./")
     if not dest.startswith("/"):
         dest = posixpath.join(workdir or "/", dest)
     dest = posixpath.normpath(dest)
@@ -241,18 +241,24 @@ def _extract(rootfs: str, target_dir: str, archive: str) -> None:
     from minibox.image import unpack
 
     kind = _archive_kind(archive)
-    with open(archive, "rb") as raw:
-        if kind == "bzip2":
-            import bz2
-
-            stream = bz2.BZ2File(raw)
-        elif kind == "xz":
-            import lzma
-
-            stream = lzma.LZMAFile(raw)
-        else:
-            stream = raw
+    label = f"ADD {os.path.basename(archive)}"
+    with open(archive, "rb") as raw, _decompressor(kind, raw) as stream:
         try:
-            unpack.unpack(stream, secure_join(rootfs, target_dir), label=f"ADD {os.path.basename(archive)}")
+            unpack.unpack(stream, secure_join(rootfs, target_dir), label=label)
         except MiniboxError as e:
-            raise MiniboxError(f"ADD {os.path.basename(archive)}: {e}") from None
+            raise MiniboxError(f"{label}: {e}") from None
+
+
+def _decompressor(kind: str | None, raw):
+    """bzip2 and xz readers; the unpacker itself reads gzip, zstd and plain tar."""
+    if kind == "bzip2":
+        import bz2
+
+        return bz2.BZ2File(raw)
+    if kind == "xz":
+        import lzma
+
+        return lzma.LZMAFile(raw)
+    import contextlib
+
+    return contextlib.nullcontext(raw)

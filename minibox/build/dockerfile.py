@@ -122,8 +122,7 @@ class Dockerfile:
 
 def parse(text: str, filename: str = "Dockerfile") -> Dockerfile:
     """Parse Dockerfile ``text``; raise :class:`DockerfileError` naming file and line."""
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    text = text.removeprefix("\ufeff")
     lines = text.splitlines()
     escape, directives, start = _read_directives(lines, filename)
     cont = re.compile(re.escape(escape) + r"[ \t]*$")

@@ -114,7 +114,7 @@ def _class_char(pattern: str, i: int) -> int:
 class Pattern:
     """One cleaned pattern; matching uses moby's fast paths, else a regexp."""
 
-    __slots__ = ("text", "exclusion", "dirs", "kind", "regex")
+    __slots__ = ("dirs", "exclusion", "kind", "regex", "text")
 
     def __init__(self, text: str, exclusion: bool):
         self.text = text

@@ -20,7 +20,7 @@ does: at unquoted whitespace, including whitespace produced by an unquoted
 variable's value.
 """
 
-from typing import Mapping
+from collections.abc import Mapping
 
 _EOF = ""
 _SPECIAL_PARAMS = "@*#?-$!0"

@@ -62,7 +62,7 @@ class Workspace:
     def path(self, name: str) -> str:
         return os.path.join(self.dir, name)
 
-    def __enter__(self) -> "Workspace":
+    def __enter__(self):
         base = tmp_root(self.root)
         os.makedirs(base, mode=0o700, exist_ok=True)
         os.chmod(os.path.join(self.root, "build"), 0o700)

@@ -13,7 +13,6 @@ import re
 import tarfile
 
 import pytest
-
 from conftest import requires
 
 pytestmark = [pytest.mark.root, requires("root", "overlay", "busybox")]
@@ -59,7 +58,7 @@ def steps(output: str) -> dict[str, str]:
 
 def ran(output: str, text: str) -> bool:
     """Whether a RUN printed ``text`` (a "#N 0.123 text" log line), i.e. it really ran."""
-    return re.search(rf"^#\d+ \d+\.\d+ {re.escape(text)}$", output, re.M) is not None
+    return re.search(rf"^#\d+ \d+\.\d+ {re.escape(text)}$", output, re.MULTILINE) is not None
 
 
 def cached_steps(output: str) -> set[str]:
@@ -148,7 +147,7 @@ def test_dockerignore_shrinks_the_context_and_keeps_files_out(mb, tmp_path):
 
     before = mb("build", "-t", "bt-ignore:1", str(tmp_path), check=True)
     assert context_bytes(before.stderr).endswith("MB")
-    code, out = image_sh(mb.root, "bt-ignore:1", "ls -a /app")
+    _, out = image_sh(mb.root, "bt-ignore:1", "ls -a /app")
     assert "node_modules" in out
     (tmp_path / ".dockerignore").write_text(".git\nnode_modules\ntarget\ndist\n*.log\n")
     after = mb("build", "-t", "bt-ignore:1", str(tmp_path), check=True)
@@ -197,8 +196,8 @@ def test_failing_run_stops_tags_nothing_and_leaves_nothing(mb, tmp_path):
 
 @pytest.mark.parametrize("dockerfile,message", [
     ("FROM busybox\nRUNN true\n", "Dockerfile:2: unknown instruction: RUNN"),
-    ("FROM busybox\nCOPY ../secret /x\n", "Dockerfile:2: COPY ../secret /x: COPY failed: "
-                                            "forbidden path outside the build context: ../secret"),
+    ("FROM busybox\nCOPY ../secret /x\n",
+     "Dockerfile:2: COPY ../secret /x: COPY failed: forbidden path outside the build context: ../secret"),
     ("FROM bt-no-such-image:1\nRUN true\n", "Dockerfile:1: FROM bt-no-such-image:1: No such image"),
     ("FROM busybox\nCOPY missing.txt /x\n", "Dockerfile:2: COPY missing.txt /x: COPY failed: file not found"),
     ("FROM busybox\nRUN /no/such/binary\n", "Dockerfile:2: [2/2] RUN /no/such/binary: process"),
@@ -266,7 +265,7 @@ def test_target_build_args_add_archive_and_prune(mb, tmp_path):
     mb("build", "--target", "first", "--build-arg", "MSG=given", "-t", "bt-target:1", str(tmp_path), check=True)
     code, out = image_sh(mb.root, "bt-target:1", "cat /msg /opt/pkg/inside.txt; ls /second 2>&1")
     assert out.splitlines()[:2] == ["given", "from the archive"]
-    assert "No such file" in out
+    assert code != 0 and "No such file" in out  # the stage after --target was not built
     assert "cache entries" in mb("builder", "du", check=True).stdout
     pruned = mb("builder", "prune", "-f", check=True)
     assert "reclaimed" in pruned.stdout
@@ -310,3 +309,44 @@ def test_build_history_json_is_valid(mb, tmp_path):
     json.dumps(img.config)
     assert img.config["config"]["Cmd"] == ["echo", "hi"]
     assert img.config["history"][-1]["empty_layer"] is True
+
+
+def test_interrupted_build_leaves_no_mount_or_workspace(mb, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN echo started; sleep 60\n")
+    proc = mb.popen("build", "-t", "bt-interrupt:1", str(tmp_path), stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        line = ""
+        while "started" not in line and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+        assert "started" in line
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert mounts_under(os.path.join(mb.root, "build")) == []
+    assert os.listdir(os.path.join(mb.root, "build", "tmp")) == []
+    assert "bt-interrupt" not in mb("images").stdout
+
+
+def test_onbuild_triggers_and_ignored_dockerfile(mb, tmp_path):
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    (parent / "Dockerfile").write_text("FROM busybox\nONBUILD COPY . /src/\nONBUILD RUN ls /src > /listing\n")
+    mb("build", "-t", "bt-onbuild-base:1", str(parent), check=True)
+    child = tmp_path / "child"
+    child.mkdir()
+    (child / "app.txt").write_text("app\n")
+    (child / "Dockerfile").write_text("FROM bt-onbuild-base:1\nRUN cat /listing\n")
+    # Ignoring the Dockerfile and .dockerignore still builds; COPY just does not see them.
+    (child / ".dockerignore").write_text("Dockerfile\n.dockerignore\n")
+    out = mb("build", "-t", "bt-onbuild-child:1", str(child), check=True)
+    assert ran(out.stderr, "app.txt")
+    assert image_sh(mb.root, "bt-onbuild-child:1", "ls -a /src") == (0, ".\n..\napp.txt")

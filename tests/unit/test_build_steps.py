@@ -3,6 +3,7 @@
 import io
 import os
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -109,7 +110,7 @@ def test_copy_rules_in_a_plain_rootfs(tmp_path):
     rootfs = str(rootfs)
     # A file to a path without a slash: the file is named that path.
     copy_sources(rootfs, [_items(str(src), ["file.txt"])], "/opt/renamed", owner=me, keep_owner=False, chmod=None)
-    assert open(os.path.join(rootfs, "opt/renamed")).read() == "x"
+    assert Path(rootfs, "opt/renamed").read_text() == "x"
     assert os.stat(os.path.join(rootfs, "opt/renamed")).st_mode & 0o7777 == 0o751
     # ... into an existing directory: keeps its name.
     copy_sources(rootfs, [_items(str(src), ["file.txt"])], "/existing", owner=me, keep_owner=False, chmod=0o600)
@@ -119,7 +120,7 @@ def test_copy_rules_in_a_plain_rootfs(tmp_path):
     items = [Item("d", d, os.lstat(d))] + [Item(r, os.path.join(d, r), os.lstat(os.path.join(d, r)))
                                            for r in ("sub", "sub/f")]
     copy_sources(rootfs, [items], "/dst", owner=me, keep_owner=False, chmod=None)
-    assert open(os.path.join(rootfs, "dst/sub/f")).read() == "f"
+    assert Path(rootfs, "dst/sub/f").read_text() == "f"
     assert not os.path.exists(os.path.join(rootfs, "dst/d"))
     # Several sources need a directory destination ending in /.
     with pytest.raises(MiniboxError, match="must be a directory and end with a /"):

@@ -2,7 +2,13 @@
 
 import pytest
 
-from minibox.build.ignore import PatternError, PatternMatcher, clean, load, read_patterns
+from minibox.build.ignore import (
+    PatternError,
+    PatternMatcher,
+    clean,
+    load,
+    read_patterns,
+)
 
 # (pattern, path, exact): exact = the pattern itself matches the path;
 # "inexact" = it only matches a parent directory; None = no match at all.
