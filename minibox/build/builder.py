@@ -90,6 +90,9 @@ class Builder:
         self._load_ignore(df_name)
         self.store.ensure()
         workspace.reap_stale(self.root)
+        # One read of the index per build; entries written meanwhile by another
+        # build are only missed hits, never wrong ones.
+        self._cached = {} if self.opts.no_cache else self.cache.load()
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             for index in build_plan.needed():
@@ -228,7 +231,7 @@ class Builder:
             sources, source_layers = self._sources_digest(build_plan, stage, ins)
         args = vars_.args_in_effect() if ins.cmd == "RUN" else None
         key = cachemod.step_key(parent, ins.text() + _run_context(ins, inner), args, sources)
-        entry = None if self.opts.no_cache else self.cache.get(key)
+        entry = None if self.opts.no_cache else self._cached.get(key)
         if entry is not None and (entry["layer"] is None or self.store.has_layer(entry["layer"])):
             v = self.progress.vertex(name)
             v.cached()

@@ -60,6 +60,18 @@ def _empty_placeholder(path: str, st: os.stat_result) -> bool:
     return stat.S_ISREG(st.st_mode) and st.st_size == 0
 
 
+def _only_skipped(rel: str, path: str, always_skip: set[str]) -> bool:
+    """A non-opaque dir whose only entries are always-skipped files."""
+    prefix = rel + "/"
+    if not any(p.startswith(prefix) for p in always_skip) or _opaque(path):
+        return False
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return False
+    return all(prefix + name in always_skip for name in names)
+
+
 def write_layer(upper: str, out_path: str, skip: set[str] = frozenset(),
                 always_skip: set[str] = frozenset()) -> int:
     """Write the layer tar for ``upper`` to ``out_path``; return the number of entries."""
@@ -76,6 +88,9 @@ def write_layer(upper: str, out_path: str, skip: set[str] = frozenset(),
                 path = os.path.join(full_dir, name)
                 st = os.lstat(path)
                 if rel in always_skip or (rel in skip and _empty_placeholder(path, st)):
+                    continue
+                if stat.S_ISDIR(st.st_mode) and _only_skipped(rel, path, always_skip):
+                    # Copied up only because a bind-mount target inside it was.
                     continue
                 if is_whiteout(st):
                     ti = tarfile.TarInfo(f"{rel_dir}/.wh.{name}" if rel_dir else f".wh.{name}")

@@ -322,9 +322,10 @@ def test_interrupted_build_leaves_no_mount_or_workspace(mb, tmp_path):
     try:
         deadline = time.monotonic() + 20
         line = ""
-        while "started" not in line and time.monotonic() < deadline:
+        # Wait for the RUN's own output: its container is running now.
+        while not ran(line.rstrip("\n"), "started") and time.monotonic() < deadline:
             line = proc.stderr.readline()
-        assert "started" in line
+        assert ran(line.rstrip("\n"), "started")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) != 0
     finally:

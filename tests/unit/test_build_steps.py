@@ -165,12 +165,18 @@ def test_layer_tar_from_a_plain_upper_dir(tmp_path):
     with tarfile.open(out) as tf:
         members = tf.getmembers()
         names = [m.name for m in members]
-        assert names == ["a.txt", "b", "dev", "etc", "hard", "sym", "b/c", "b/c/file", "dev/kept"]
+        # proc (empty, skipped), etc (only a skipped file) are left out.
+        assert names == ["a.txt", "b", "dev", "hard", "sym", "b/c", "b/c/file", "dev/kept"]
         assert n == len(names)
         by = {m.name: m for m in members}
         assert by["hard"].islnk() and by["hard"].linkname == "a.txt"
         assert by["sym"].issym() and by["sym"].linkname == "a.txt"
         assert tf.extractfile("b/c/file").read() == b"hello"
+    # A directory holding nothing but skipped files is left out with them.
+    only = tmp_path / "only"
+    (only / "etc").mkdir(parents=True)
+    (only / "etc" / "hosts").write_text("x")
+    assert write_layer(str(only), str(tmp_path / "only.tar"), always_skip={"etc/hosts"}) == 0
     # Same content, same tar: the layer's diff_id does not depend on walk order.
     out2 = tmp_path / "layer2.tar"
     write_layer(str(upper), str(out2), skip={"proc", "dev"}, always_skip={"etc/hosts"})
