@@ -266,9 +266,9 @@ class Builder:
                 skip = self._run(ws, ins, inner, vars_, v)
                 always = set(runstep_host_files())
             elif ins.cmd == "WORKDIR":
-                from minibox.build.copy import _mkdirs
+                from minibox.build.copy import mkdirs
 
-                _mkdirs(ws.rootfs, imageconfig.resolve_workdir(inner, ins.args[0]), None)
+                mkdirs(ws.rootfs, imageconfig.resolve_workdir(inner, ins.args[0]), None)
             else:
                 self._copy(ws, ins, inner, source_layers)
             return ws.commit(skip, always)
@@ -317,6 +317,9 @@ class Builder:
     def _copy(self, ws, ins: Instruction, inner: dict, source_layers) -> None:
         from minibox.build import copy as copymod
 
+        unsupported = sorted(set(ins.flags) & {"parents", "exclude", "checksum", "keep-git-dir"})
+        if unsupported:
+            raise BuildError(f"{ins.cmd} --{unsupported[0]} is not supported by minibox build")
         owner = copymod.resolve_owner(ins.flags.get("chown"), ws.rootfs)
         chmod = copymod.parse_chmod(ins.flags.get("chmod"))
         dest = copymod.destination(ins.args[-1], inner.get("WorkingDir") or "/")
@@ -333,6 +336,10 @@ class Builder:
                              chmod=chmod, extract=ins.cmd == "ADD")
 
     def _context_items(self, ins: Instruction):
+        """For each matched source, its items: the source itself first, then what is under it.
+
+        Only context entries are listed, so .dockerignore'd files are never copied.
+        """
         from minibox.build.copy import Item
 
         ctx = self._context()
@@ -340,16 +347,14 @@ class Builder:
         for source in ins.args[:-1]:
             for found in ctx.resolve(source, ins.cmd):
                 real = ctx.follow(found, ins.cmd)
-                items = []
-                base = "" if real == "." else real
-                for entry in ctx.walk(real) if real != "." else [None] + ctx.walk("."):
-                    if entry is None:
-                        host = ctx.root
-                        items.append(Item("", host, os.lstat(host)))
-                        continue
-                    rel = entry.path[len(base):].lstrip("/") if base else entry.path
+                # The source keeps the name it was given (a followed symlink too).
+                top_host = ctx.root if real == "." else os.path.join(ctx.root, real)
+                items = [Item(posixpath.basename(found) if real != "." else "", top_host, os.lstat(top_host))]
+                below = ctx.walk(real) if real == "." else ctx.walk(real)[1:]
+                cut = 0 if real == "." else len(real) + 1
+                for entry in below:
                     host = os.path.join(ctx.root, entry.path)
-                    items.append(Item(rel if rel else posixpath.basename(found), host, os.lstat(host)))
+                    items.append(Item(entry.path[cut:], host, os.lstat(host)))
                 out.append(items)
         return out
 

@@ -100,21 +100,21 @@ def copy_sources(rootfs: str, sources: list[list[Item]], dest: str, *,
         root = items[0]
         if stat.S_ISDIR(root.st.st_mode):
             target_dir = dest.rstrip("/") or "/"
-            _mkdirs(rootfs, target_dir, owner)
+            mkdirs(rootfs, target_dir, owner)
             for item in items[1:]:
                 _copy_item(rootfs, posixpath.join(target_dir, item.rel), item, owner, keep_owner, chmod)
             continue
         if extract and stat.S_ISREG(root.st.st_mode) and _archive_kind(root.host_path):
             target_dir = dest.rstrip("/") or "/"
-            _mkdirs(rootfs, target_dir, owner)
+            mkdirs(rootfs, target_dir, owner)
             _extract(rootfs, target_dir, root.host_path)
             continue
         target = dest.rstrip("/") or "/"
         if dest_dir_hint or _is_dir(rootfs, target):
-            _mkdirs(rootfs, target, owner)
+            mkdirs(rootfs, target, owner)
             target = posixpath.join(target, posixpath.basename(root.rel or root.host_path))
         else:
-            _mkdirs(rootfs, posixpath.dirname(target) or "/", owner)
+            mkdirs(rootfs, posixpath.dirname(target) or "/", owner)
         _copy_item(rootfs, target, root, owner, keep_owner, chmod)
 
 
@@ -125,7 +125,7 @@ def _is_dir(rootfs: str, path: str) -> bool:
         return False
 
 
-def _mkdirs(rootfs: str, path: str, owner) -> None:
+def mkdirs(rootfs: str, path: str, owner) -> None:
     """Create ``path`` and missing parents (0755, root or --chown owner) inside ``rootfs``.
 
     Each prefix is resolved with secure_join, so an image symlink on the way
