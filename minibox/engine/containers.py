@@ -49,6 +49,7 @@ def create(root: str, args, *, keep_mounted: bool = False, trace=None) -> dict:
         if trace:
             trace(f"mount overlay {rootfs['merged']} (upperdir={rootfs['diff']})")
         rec = _new_record(cid, name, args, image, image_cfg, argv, rootfs)
+        rec["rootfs"]["lower"] = list(reversed(image.layer_dirs()))  # docker lists the top layer first
         spec = build_spec(root, rec, args, image_cfg, argv)
         etcfiles.write_all(cdir, rec["config"]["Hostname"], dns=getattr(args, "dns", None) or (),
                            extra_hosts=_extra_hosts(args), host_network=args.network == "host")
