@@ -6,20 +6,23 @@ image's layers (the builder's own RUN machinery), and, when the cgroup
 driver is present, with ``minibox run``.
 """
 
-import importlib.util
 import json
 import os
 import re
 import tarfile
 
 import pytest
-from conftest import requires
+
+try:  # tests/ is a package on main since the cgroups merge; it was not before
+    from tests.conftest import requires
+except ImportError:
+    from conftest import requires
 
 pytestmark = [pytest.mark.root, requires("root", "overlay", "busybox")]
 
 
-def image_sh(root: str, ref: str, script: str) -> tuple[int, str]:
-    """Run ``sh -c script`` in a container of ``ref``'s layers; (exit code, output)."""
+def image_run(root: str, ref: str, argv: list[str] | None = None) -> tuple[int, str]:
+    """Run ``argv`` (default: the image's ENTRYPOINT + CMD) in a container of ``ref``'s layers."""
     from minibox.build import runstep
     from minibox.build.workspace import Workspace
     from minibox.image.store import ImageStore
@@ -27,12 +30,19 @@ def image_sh(root: str, ref: str, script: str) -> tuple[int, str]:
     store = ImageStore(root)
     img = store.resolve(ref)
     cfg = img.config.get("config") or {}
+    if argv is None:
+        argv = (cfg.get("Entrypoint") or []) + (cfg.get("Cmd") or [])
     lines = []
     with Workspace(root, store, img.diff_ids) as ws:
-        code = runstep.run(ws.rootfs, ws.path("bundle"), ["/bin/sh", "-c", script], cfg.get("Env") or [],
+        code = runstep.run(ws.rootfs, ws.path("bundle"), argv, cfg.get("Env") or [],
                            cfg.get("WorkingDir") or "/", cfg.get("User") or "",
                            lambda t, line: lines.append(line.decode()))
     return code, "\n".join(lines)
+
+
+def image_sh(root: str, ref: str, script: str) -> tuple[int, str]:
+    """Run ``sh -c script`` in a container of ``ref``'s layers; (exit code, output)."""
+    return image_run(root, ref, ["/bin/sh", "-c", script])
 
 
 def write(ctx, files: dict[str, str]):
@@ -120,6 +130,9 @@ def test_dependencies_first_rebuild_only_the_app_layer(mb, tmp_path):
     assert s["COPY app /app/app"] == "DONE"
     assert not ran(out.stderr, "installing")
     assert image_sh(mb.root, "bt-good:1", "sh /app/app/main.sh; cat /deps.txt") == (0, "v2\ndep==1")
+    # And as a user runs it.
+    run = mb("run", "--rm", "--network", "none", "bt-good:1", check=True)
+    assert run.stdout.strip() == "v2"
 
 
 def test_fully_cached_rebuild_gives_the_same_image_and_no_cache_reruns(mb, tmp_path):
@@ -159,23 +172,32 @@ def test_dockerignore_shrinks_the_context_and_keeps_files_out(mb, tmp_path):
     assert "requirements.txt" in out and ".dockerignore" in out
 
 
-def test_multi_stage_copy_into_scratch_runs(mb, tmp_path):
-    (tmp_path / "Dockerfile").write_text(
+SCRATCH_DOCKERFILE = (
         "FROM busybox AS builder\n"
         "RUN mkdir /out && cp /bin/busybox /out/ && echo built by stage > /out/msg\n"
         "FROM scratch\n"
         "COPY --from=builder /out/ /\n"
         'ENTRYPOINT ["/busybox"]\n'
         'CMD ["cat", "/msg"]\n')
+
+
+def test_multi_stage_copy_into_scratch_runs(mb, tmp_path):
+    (tmp_path / "Dockerfile").write_text(SCRATCH_DOCKERFILE)
     mb("build", "-t", "bt-scratch:1", str(tmp_path), check=True)
     from minibox.image.store import ImageStore
 
     img = ImageStore(mb.root).resolve("bt-scratch:1")
     assert len(img.diff_ids) == 1
     assert img.config["config"]["Entrypoint"] == ["/busybox"]
-    if importlib.util.find_spec("minibox.cgroups") is None:
-        pytest.skip("minibox run needs minibox.cgroups, not merged in this tree")
-    out = mb("run", "--rm", "--network", "none", "bt-scratch:1", check=True)
+    assert image_run(mb.root, "bt-scratch:1") == (0, "built by stage")
+
+
+@pytest.mark.xfail(strict=True, reason="engine: an image without USER resolves 'root' in /etc/passwd, which "
+                   "a scratch image lacks (docker uses uid 0); fix in engine/containers.build_spec")
+def test_scratch_image_runs_with_minibox_run(mb, tmp_path):
+    (tmp_path / "Dockerfile").write_text(SCRATCH_DOCKERFILE)
+    mb("build", "-t", "bt-scratch-run:1", str(tmp_path), check=True)
+    out = mb("run", "--rm", "--network", "none", "bt-scratch-run:1", check=True)
     assert out.stdout.strip() == "built by stage"
 
 
