@@ -118,12 +118,11 @@ class BuildContext:
 
     def walk(self, path: str) -> list[Entry]:
         """``path`` and every context entry beneath it, in sorted order."""
+        # entries is kept in sorted order by scan().
         if path == ".":
-            return [self.entries[p] for p in sorted(self.entries)]
+            return list(self.entries.values())
         prefix = path + "/"
-        out = [self.entries[path]]
-        out += [self.entries[p] for p in sorted(self.entries) if p.startswith(prefix)]
-        return out
+        return [self.entries[path]] + [e for p, e in self.entries.items() if p.startswith(prefix)]
 
     def sources_digest(self, sources: list[str], what: str = "COPY") -> str:
         """``sha256:<hex>`` over the names, types, modes, link targets and contents of the
