@@ -20,5 +20,6 @@ def main(args) -> int:
         print(f"Total:\t{human_size(size)} in {entries} cache entries")
         return 0
     removed, freed = prune(args.root, all_entries=args.all)
-    print(f"Total:\t{human_size(freed)} reclaimed ({removed} cache entries)")
+    print(f"Deleted build cache entries: {removed}")
+    print(f"Total reclaimed space: {human_size(freed)}")
     return 0
