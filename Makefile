@@ -7,8 +7,8 @@ VENV       ?= $(PREFIX)/venv
 PYTHON     ?= python3
 BIN        ?= /usr/local/bin
 MINIBOX_ROOT ?= /var/lib/minibox
-APT_PACKAGES = busybox-static libcap-dev gcc libc6-dev python3-venv python3-dev \
-               iproute2 iptables tar
+APT_PACKAGES = busybox-static libcap-dev libseccomp-dev gcc libc6-dev python3-venv python3-dev \
+               iproute2 iptables tar util-linux
 TEST_ARGS  ?=
 
 .PHONY: all deps venv install rootfs test unit lint clean bench vm-test
@@ -62,5 +62,6 @@ vm-test: install
 	$(VENV)/bin/python -m tests.vm.run
 
 clean:
-	rm -rf build dist *.egg-info rootfs/busybox.tar minibox/_shim*.so minibox/_shim.c minibox/_shim.o
+	rm -rf build dist *.egg-info rootfs/busybox.tar minibox/_*.so minibox/_shim.[co] minibox/_caps.[co] \
+	    minibox/_seccomp.[co] csrc/*.o minibox/libexec/minibox-monitor minibox/libexec/minibox-init
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -39,6 +39,10 @@ class build_ext_with_helpers(build_ext):
 
 
 setup(
-    cffi_modules=["minibox/_build_shim.py:ffibuilder"],
+    cffi_modules=[
+        "minibox/_build_shim.py:ffibuilder",
+        "minibox/_build_caps.py:ffibuilder",
+        "minibox/_build_seccomp.py:ffibuilder",
+    ],
     cmdclass={"build_ext": build_ext_with_helpers},
 )

@@ -14,14 +14,8 @@ import stat
 
 from minibox.errors import UsageError
 from minibox.runtime import capabilities as _caps
-
-# docker's default capability set, in docker's documentation order
-# (CapEff 00000000a80425fb).
-DEFAULT_CAPS = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
-    "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-)
+# docker's default set (CapEff 00000000a80425fb), defined once with docker's default spec.
+from minibox.runtime.spec import DEFAULT_CAPS  # noqa: F401 - re-exported
 
 # /dev entries a privileged container does not get from the host: they are
 # per-container mounts (pts, shm, mqueue) or the container's own console.

@@ -37,6 +37,9 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
     from minibox.cgroups.flags import add_arguments as add_resource_flags
 
     add_resource_flags(p)
+    from minibox.security_flags import add_arguments as add_security_flags
+
+    add_security_flags(p)
     p.add_argument("image", help="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, help="COMMAND [ARG...]")
 

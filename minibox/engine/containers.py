@@ -173,6 +173,13 @@ def build_spec(root: str, rec: dict, args, image_cfg: dict, argv: list[str]) -> 
     for fname in ("hostname", "hosts", "resolv.conf"):
         spec["mounts"].append({"destination": f"/etc/{fname}", "type": "bind",
                                "source": os.path.join(cdir, fname), "options": ["rbind", "rprivate"]})
+    if getattr(args, "init", False):
+        from minibox import libexec
+
+        # docker's --init: a tiny static init as PID 1 that reaps and forwards signals.
+        spec["mounts"].append({"destination": "/sbin/docker-init", "type": "bind",
+                               "source": libexec.path(libexec.INIT), "options": ["rbind", "rprivate", "ro"]})
+        process["args"] = ["/sbin/docker-init", "--", *argv]
     for vol in args.volume or []:
         mount = _volume_mount(root, options.parse_volume(vol), merged, secure_join)
         rec["mounts"].append(mount)
@@ -419,9 +426,21 @@ def remove(root: str, ref: str, force: bool = False, volumes: bool = False) -> s
         rec = records.load(root, cid)
         if rec["state"]["status"] in ("running", "paused"):
             raise Conflict(f"container {cid} is still running")
+        crashed = bool(rec["state"].get("needs_cleanup"))
         release_runtime(root, rec)
         _remove_locked(root, rec, volumes)
+    if crashed and _uses_bridge(rec):
+        # A runtime killed between connecting and saving the record left a
+        # veth and a lease the record does not know about.
+        from minibox import network
+
+        network.prune_stale(root)
     return cid
+
+
+def _uses_bridge(rec: dict) -> bool:
+    mode = rec["host_config"]["NetworkMode"]
+    return mode not in ("none", "host") and not mode.startswith("container:")
 
 
 def _remove_locked(root: str, rec: dict, volumes: bool) -> None:

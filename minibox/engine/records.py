@@ -113,7 +113,7 @@ def refresh(root: str, rec: dict) -> dict:
         if is_alive(state.get("monitor_pid"), state.get("monitor_start")):
             return rec  # the init just exited; its monitor is recording the exit right now
         state.update(status="exited", running=False, pid=0)
-        exit_info = _read_exit_file(root, rec["id"])
+        exit_info = read_exit_file(root, rec["id"])
         if exit_info:
             state["exit_code"] = exit_info.get("exit_code", 137)
             state["finished_at"] = exit_info.get("finished_at", state.get("finished_at"))
@@ -129,7 +129,7 @@ def refresh(root: str, rec: dict) -> dict:
     return rec
 
 
-def _read_exit_file(root: str, cid: str) -> dict | None:
+def read_exit_file(root: str, cid: str) -> dict | None:
     try:
         with open(os.path.join(container_dir(root, cid), EXIT_FILE), "rb") as f:
             return json.load(f)
