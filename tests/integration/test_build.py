@@ -192,8 +192,6 @@ def test_multi_stage_copy_into_scratch_runs(mb, tmp_path):
     assert image_run(mb.root, "bt-scratch:1") == (0, "built by stage")
 
 
-@pytest.mark.xfail(strict=True, reason="engine: an image without USER resolves 'root' in /etc/passwd, which "
-                   "a scratch image lacks (docker uses uid 0); fix in engine/containers.build_spec")
 def test_scratch_image_runs_with_minibox_run(mb, tmp_path):
     (tmp_path / "Dockerfile").write_text(SCRATCH_DOCKERFILE)
     mb("build", "-t", "bt-scratch-run:1", str(tmp_path), check=True)
