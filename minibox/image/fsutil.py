@@ -69,15 +69,23 @@ def read_json(path: str, default=None):
 class FileLock:
     """An exclusive ``flock`` on a file, for writers of the store (a context manager)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, shared: bool = False, blocking: bool = True):
         self.path = path
         self.fd = -1
+        self.shared = shared
+        self.blocking = blocking
+        self.acquired = False
 
     def __enter__(self):
         import fcntl
 
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        op = fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX
+        try:
+            fcntl.flock(self.fd, op | (0 if self.blocking else fcntl.LOCK_NB))
+            self.acquired = True
+        except BlockingIOError:
+            self.acquired = False
         return self
 
     def __exit__(self, *exc):

@@ -63,6 +63,7 @@ class LayerStats:
 
     diff_id: str = ""
     size: int = 0
+    tar_size: int = 0
     entries: int = 0
     skipped: list = field(default_factory=list)
 
@@ -467,6 +468,7 @@ def unpack(fileobj, dest: str, *, limits: Limits = Limits(), label: str = "layer
             closer = None
         ex.finish_dirs()
         ex.stats.diff_id = "sha256:" + reader.hash.hexdigest()
+        ex.stats.tar_size = reader.count
         return ex.stats
     finally:
         if closer is not None:
