@@ -9,13 +9,19 @@ import os
 
 
 def makedirs(path: str, mode: int = 0o700) -> None:
-    """``mkdir -p`` with ``mode`` on every directory it creates."""
+    """``mkdir -p`` giving ``mode`` to every directory it creates (os.makedirs
+    applies it to the last one only, the parents get the umask's)."""
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path)
+    if parent != path:
+        makedirs(parent, mode)
     try:
-        os.makedirs(path, mode=mode, exist_ok=True)
+        os.mkdir(path, mode)
     except FileExistsError:
-        pass
-    if os.stat(path).st_mode & 0o777 != mode:
-        os.chmod(path, mode)
+        return
+    os.chmod(path, mode)  # mkdir's mode is masked by the umask
 
 
 def fsync_dir(path: str) -> None:

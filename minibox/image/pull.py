@@ -132,9 +132,9 @@ def pull(store, name: str, *, platform: str | None = None, insecure: bool = Fals
 
 def _remote_name(ref, full: bool = False) -> str:
     """docker's wording: ``library/alpine`` in headers, ``docker.io/library/alpine:latest`` last."""
-    name = ref.repository if full else (ref.path if ref.domain == reference.DEFAULT_DOMAIN else ref.repository)
     if not full:
-        return name
+        return ref.path
+    name = ref.repository
     return f"{name}:{ref.tag}" if ref.tag else f"{name}@{ref.digest}"
 
 

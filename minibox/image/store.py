@@ -94,10 +94,10 @@ class ImageStore:
 
     def ensure(self) -> None:
         """Create the store's directories (0700) before the first write."""
-        fsutil.makedirs(self.root)
+        if os.path.isdir(self.path("tmp")):
+            return
         for sub in ("configs", "meta", "blobs/sha256", "layers", "l", "tmp"):
             fsutil.makedirs(self.path(sub))
-        fsutil.makedirs(self.dir)
 
     def lock(self) -> fsutil.FileLock:
         return fsutil.FileLock(self.path("lock"))

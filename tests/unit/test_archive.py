@@ -171,7 +171,7 @@ def test_rmi_refuses_an_image_in_use(tmp_path, two_layer):
 def test_rmi_deletes_unshared_layers_only(tmp_path, two_layer):
     path, image_id = two_layer
     store = ImageStore(str(tmp_path / "a"))
-    (img,) = archive.load(store, path, quiet=True)
+    (_img,) = archive.load(store, path, quiet=True)
     base_only = str(tmp_path / "base.tar")
     other = docker_archive(base_only, [layer_tar(("bin/sh", b"#!"), ("etc/a", b"a"))], tags=("base:1",))
     store.remove("x/y:2")
