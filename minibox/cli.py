@@ -112,3 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         return 125
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - one line for the user, the trace with --debug
+        if debug:
+            raise
+        print(f"minibox: internal error: {exc.__class__.__name__}: {exc} (run with --debug for details)",
+              file=sys.stderr)
+        return 125

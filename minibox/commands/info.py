@@ -17,14 +17,14 @@ def gather(root: str) -> dict:
     try:
         from minibox.cgroups import detect
 
-        cg_version = str(detect())
+        cg_version = {"v2": "2", "v1": "1"}.get(detect(), "none")
     except ImportError:
         cg_version = "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1"
     images = 0
     try:
         from minibox.image.store import ImageStore
 
-        images = len(ImageStore(root).list_images())
+        images = len(ImageStore(root).images())
     except Exception:  # noqa: BLE001 - info reports what it can
         pass
     return {

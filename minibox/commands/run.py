@@ -31,6 +31,9 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-signal", help="Signal to stop the container")
     p.add_argument("--stop-timeout", type=int, help="Timeout (in seconds) to stop a container")
     p.add_argument("--trace", action="store_true", help="Print each Linux primitive minibox applies")
+    from minibox.cgroups.flags import add_arguments as add_resource_flags
+
+    add_resource_flags(p)
     p.add_argument("image", help="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, help="COMMAND [ARG...]")
 

@@ -49,6 +49,7 @@ def create(root: str, args, *, keep_mounted: bool = False, trace=None) -> dict:
         if trace:
             trace(f"mount overlay {rootfs['merged']} (upperdir={rootfs['diff']})")
         rec = _new_record(cid, name, args, image, image_cfg, argv, rootfs)
+        rec["rootfs"]["lower"] = list(reversed(image.layer_dirs()))  # docker lists the top layer first
         spec = build_spec(root, rec, args, image_cfg, argv)
         etcfiles.write_all(cdir, rec["config"]["Hostname"], dns=getattr(args, "dns", None) or (),
                            extra_hosts=_extra_hosts(args), host_network=args.network == "host")
@@ -276,7 +277,8 @@ def start(root: str, rec: dict, *, stdio=None, winsize: bytes | None = None, tra
     state = rec["state"]
     state.update(status="running", running=True, pid=init.pid,
                  pid_start=records.pid_start_time(init.pid), started_at=now_rfc3339(),
-                 finished_at=ZERO_TIME, exit_code=0, oom_killed=False, error="")
+                 finished_at=ZERO_TIME, exit_code=0, oom_killed=False, error="",
+                 monitor_pid=os.getpid(), monitor_start=records.pid_start_time(os.getpid()))
     state.pop("needs_cleanup", None)
     records.save(root, rec)
     return init

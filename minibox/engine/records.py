@@ -80,6 +80,8 @@ def refresh(root: str, rec: dict) -> dict:
     """Bring a record's state in line with the kernel (see module docstring)."""
     state = rec["state"]
     if state["status"] in ("running", "paused") and not is_alive(state.get("pid"), state.get("pid_start")):
+        if is_alive(state.get("monitor_pid"), state.get("monitor_start")):
+            return rec  # the init just exited; its monitor is recording the exit right now
         state.update(status="exited", running=False, pid=0)
         exit_info = _read_exit_file(root, rec["id"])
         if exit_info:

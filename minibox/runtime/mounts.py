@@ -152,12 +152,47 @@ def _mount_one(rootfs: str, op: MountOp, trace) -> None:
         extra = op.flags & ~(sc.MS_BIND | sc.MS_REC)
         if extra:
             sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | extra)
+    elif op.fstype == "cgroup":
+        mount_cgroupfs(target, op.flags)
     else:
         if op.fstype == "proc":
             _refuse_symlink(rootfs, op.dest)
         sc.mount(op.source or op.fstype, target, op.fstype, op.flags, op.data)
     if op.propagation:
         sc.mount(None, target, None, op.propagation)
+
+
+def mount_cgroupfs(target: str, flags: int) -> None:
+    """The container's view of its cgroups at ``target`` (runc's "cgroup" mount type).
+
+    Runs after ``unshare(CLONE_NEWCGROUP)``, so each hierarchy mounted here
+    has the container's own cgroup as its root. On cgroup v2 that is one
+    cgroup2 mount; on v1 (and hybrid hosts) a tmpfs holding one mount per
+    hierarchy the host has, named as on the host, then made read-only.
+    """
+    hierarchies = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            fstype, super_opts = fields[sep + 1], fields[sep + 3]
+            if fstype in ("cgroup", "cgroup2") and fields[4].startswith("/sys/fs/cgroup"):
+                hierarchies.append((fields[4], fstype, super_opts))
+    if any(mp == "/sys/fs/cgroup" and t == "cgroup2" for mp, t, _ in hierarchies):
+        sc.mount("cgroup2", target, "cgroup2", flags, None)
+        return
+    base = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+    sc.mount("tmpfs", target, "tmpfs", base, "mode=755")
+    for mountpoint, fstype, super_opts in hierarchies:
+        name = os.path.basename(mountpoint)
+        sub = os.path.join(target, name)
+        os.mkdir(sub, 0o755)
+        if fstype == "cgroup2":
+            sc.mount("cgroup2", sub, "cgroup2", flags, None)
+        else:
+            controllers = ",".join(o for o in super_opts.split(",") if o not in ("rw", "ro"))
+            sc.mount("cgroup", sub, "cgroup", flags, controllers)
+    sc.mount(None, target, None, sc.MS_REMOUNT | base | (flags & sc.MS_RDONLY), "mode=755")
 
 
 def _refuse_symlink(rootfs: str, dest: str) -> None:

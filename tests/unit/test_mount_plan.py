@@ -17,7 +17,7 @@ def test_default_spec_plan_has_docker_mounts_and_paths():
     p = mounts.plan(spec.default_spec(), "/bundle")
     assert p.rootfs == "/bundle/rootfs"
     dests = [m.dest for m in p.mounts]
-    assert dests == ["/proc", "/dev", "/dev/pts", "/sys", "/dev/mqueue", "/dev/shm"]
+    assert dests == ["/proc", "/dev", "/dev/pts", "/sys", "/sys/fs/cgroup", "/dev/mqueue", "/dev/shm"]
     sysfs = next(m for m in p.mounts if m.dest == "/sys")
     assert sysfs.flags & sc.MS_RDONLY
     assert "/proc/kcore" in p.masked and "/proc/sys" in p.readonly

@@ -1,0 +1,132 @@
+"""Cgroups: one driver interface, a v2 (unified) and a v1 (legacy) implementation.
+
+The version is probed once, by :func:`open_driver`; callers never branch on
+it. A hybrid host (v1 controllers mounted, plus a cgroup2 mount with no
+controllers, as systemd sets up in "hybrid" mode) is driven as v1, because
+the controllers that limit anything live in the v1 hierarchies.
+
+Paths follow the OCI ``linux.cgroupsPath`` rules: an absolute path is taken
+from the hierarchy root; a relative one is placed under the cgroup the
+runtime itself runs in (read from /proc/self/cgroup, per controller on v1),
+so minibox never needs to own the hierarchy root and nests properly inside
+a supervisor's cgroup.
+"""
+
+import os
+import posixpath
+from typing import Protocol
+
+from minibox.errors import MiniboxError
+
+DEFAULT_ROOT = "/sys/fs/cgroup"
+# The parent of containers' cgroups when --cgroup-parent is not given: relative,
+# so it lands under minibox's own cgroup (override: MINIBOX_CGROUP_PARENT).
+DEFAULT_PARENT = "minibox"
+
+
+class Cgroup(Protocol):
+    """One container's cgroup (a directory per v1 controller, or one v2 directory)."""
+
+    def add(self, pid: int) -> None: ...
+    def apply(self, resources: dict) -> list[str]: ...
+    def paths(self) -> dict[str, str]: ...
+    def oom_killed(self) -> bool: ...
+    def stats(self) -> dict: ...
+    def pids(self) -> list[int]: ...
+    def freeze(self) -> None: ...
+    def thaw(self) -> None: ...
+    def kill_all(self, sig: int = 9) -> None: ...
+    def destroy(self) -> None: ...
+
+
+class CgroupDriver(Protocol):
+    """Creates and reopens cgroups on one host's hierarchy."""
+
+    version: int
+    root: str
+
+    def create(self, path: str) -> Cgroup: ...
+    def open(self, paths: dict[str, str]) -> Cgroup: ...
+    def find(self, path: str) -> Cgroup | None: ...
+    def controllers(self) -> list[str]: ...
+
+
+def read_self_cgroup(proc_file: str = "/proc/self/cgroup") -> dict[str, str]:
+    """/proc/self/cgroup → {controller: path}; the v2 entry is keyed ``""``.
+
+    ``4:memory:/process_api/x`` → {"memory": "/process_api/x"};
+    ``1:cpu,cpuacct:/`` → both controllers; ``0::/user.slice`` → {"": ...}.
+    """
+    out: dict[str, str] = {}
+    with open(proc_file) as f:
+        for line in f:
+            parts = line.rstrip("\n").split(":", 2)
+            if len(parts) != 3:
+                continue
+            _, ctrls, path = parts
+            if not ctrls:
+                out[""] = path
+            for c in ctrls.split(","):
+                if c:
+                    out[c.removeprefix("name=")] = path
+    return out
+
+
+def resolve(path: str, own: str) -> str:
+    """A cgroupsPath → the path from the hierarchy root (relative → under ``own``)."""
+    if not path:
+        raise MiniboxError("empty cgroup path")
+    joined = path if path.startswith("/") else posixpath.join(own or "/", path)
+    norm = posixpath.normpath(joined)
+    if norm in ("/", "//") or ".." in path.split("/"):
+        raise MiniboxError(f"invalid cgroup path {path!r}: must name a cgroup below the root")
+    return norm
+
+
+def detect(root: str = DEFAULT_ROOT) -> str:
+    """``"v2"``, ``"v1"`` (also for hybrid) or ``"none"``, from what is mounted at ``root``."""
+    if os.path.exists(os.path.join(root, "cgroup.controllers")):
+        return "v2"
+    from minibox.cgroups.v1 import find_mounts
+
+    if find_mounts(root):
+        return "v1"
+    unified = os.path.join(root, "unified", "cgroup.controllers")
+    if os.path.exists(unified):
+        return "v2-hybrid-only"
+    return "none"
+
+
+_drivers: dict[str, CgroupDriver] = {}
+
+
+def open_driver(root: str = DEFAULT_ROOT, proc_self_cgroup: str = "/proc/self/cgroup") -> CgroupDriver:
+    """The driver for this host, probed once per ``root`` and cached."""
+    key = f"{root}\0{proc_self_cgroup}"
+    if key in _drivers:
+        return _drivers[key]
+    kind = detect(root)
+    own = read_self_cgroup(proc_self_cgroup)
+    if kind == "v2":
+        from minibox.cgroups.v2 import V2Driver
+
+        drv = V2Driver(root, own.get("", "/"))
+    elif kind == "v1":
+        from minibox.cgroups.v1 import V1Driver
+
+        drv = V1Driver(root, own)
+    elif kind == "v2-hybrid-only":
+        # Hybrid mount with no v1 controllers left: the unified tree is all there is.
+        from minibox.cgroups.v2 import V2Driver
+
+        drv = V2Driver(os.path.join(root, "unified"), own.get("", "/"))
+    else:
+        raise MiniboxError(f"no cgroup hierarchy mounted at {root} (need cgroup2 or the v1 controllers)")
+    _drivers[key] = drv
+    return drv
+
+
+def cgroups_path(parent: str | None, container_id: str) -> str:
+    """linux.cgroupsPath for a container: ``<parent>/<id>`` (docker's cgroupfs layout)."""
+    parent = parent or os.environ.get("MINIBOX_CGROUP_PARENT") or DEFAULT_PARENT
+    return posixpath.join(parent, container_id)
