@@ -33,7 +33,7 @@ venv: $(VENV)/bin/python
 install: deps venv rootfs
 	$(VENV)/bin/pip install -q '.[test]'
 	ln -sf $(VENV)/bin/minibox $(BIN)/minibox
-	MINIBOX_ROOT=$(MINIBOX_ROOT) $(BIN)/minibox import rootfs/busybox.tar busybox:latest
+	SOURCE_DATE_EPOCH=0 MINIBOX_ROOT=$(MINIBOX_ROOT) $(BIN)/minibox import -c 'CMD ["sh"]' rootfs/busybox.tar busybox:latest
 
 rootfs: rootfs/busybox.tar
 

@@ -5,8 +5,12 @@
 #include <errno.h>
 #include <grp.h>
 #include <sched.h>
+#include <net/if.h>
+#include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -45,3 +49,29 @@ int mb_setresgid(unsigned int r, unsigned int e, unsigned int s) { return setres
 
 /* Make fd (a pty slave) the controlling terminal of this session. */
 int mb_ioctl_tiocsctty(int fd) { return ioctl(fd, TIOCSCTTY, 0); }
+
+int mb_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)
+{
+    return prctl(option, a2, a3, a4, a5);
+}
+
+int mb_link_up(const char *ifname)
+{
+    struct ifreq ifr;
+    int fd, rc, saved;
+
+    fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    memset(&ifr, 0, sizeof(ifr));
+    strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+    rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
+    if (rc == 0 && !(ifr.ifr_flags & IFF_UP)) {
+        ifr.ifr_flags |= IFF_UP;
+        rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
+    }
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}

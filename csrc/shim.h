@@ -21,5 +21,9 @@ int mb_setgroups(size_t size, const unsigned int *gids);
 int mb_setresuid(unsigned int r, unsigned int e, unsigned int s);
 int mb_setresgid(unsigned int r, unsigned int e, unsigned int s);
 int mb_ioctl_tiocsctty(int fd);
+int mb_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5);
+
+/* Bring a network interface up (SIOCSIFFLAGS); used for the new netns's lo. */
+int mb_link_up(const char *ifname);
 
 #endif

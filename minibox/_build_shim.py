@@ -23,6 +23,8 @@ ffibuilder.cdef(
     int mb_setresuid(unsigned int r, unsigned int e, unsigned int s);
     int mb_setresgid(unsigned int r, unsigned int e, unsigned int s);
     int mb_ioctl_tiocsctty(int fd);
+    int mb_link_up(const char *ifname);
+    int mb_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5);
     """
 )
 ffibuilder.set_source(

@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             if exc.name and exc.name.startswith("minibox.commands"):
                 raise MiniboxError(f"'{verb}' is not available in this build of minibox") from None
             raise
-        parser = Parser(prog=f"minibox {verb}", description=(module.__doc__ or "").strip().split("\n")[0])
+        parser = Parser(prog=f"minibox {verb}", description=(module.__doc__ or "").strip().split("\n")[0],
+                        add_help=getattr(module, "ADD_HELP", True))
         module.configure(parser)
         args = parser.parse_args(rest)
         args.root = os.path.abspath(opts["root"])
@@ -111,3 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         return 125
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - one line for the user, the trace with --debug
+        if debug:
+            raise
+        print(f"minibox: internal error: {exc.__class__.__name__}: {exc} (run with --debug for details)",
+              file=sys.stderr)
+        return 125

@@ -93,5 +93,20 @@ def setresuid(uid: int) -> None:
     _check(lib.mb_setresuid(uid, uid, uid), "setresuid", str(uid))
 
 
+def link_up(ifname: str) -> None:
+    _check(lib.mb_link_up(ifname.encode()), "ioctl SIOCSIFFLAGS", ifname)
+
+
 def set_controlling_tty(fd: int) -> None:
     _check(lib.mb_ioctl_tiocsctty(fd), "ioctl TIOCSCTTY")
+
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    rc = lib.mb_prctl(option, arg2, arg3, arg4, arg5)
+    _check(rc, "prctl", str(option))
+    return rc

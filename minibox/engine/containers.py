@@ -1,0 +1,429 @@
+"""Container lifecycle: image + flags -> bundle (create), start, finish, remove.
+
+A container's state dir ``<root>/containers/<id>`` is its OCI bundle:
+``config.json``, the overlay dirs (``diff`` is the writable layer) and the
+files bind-mounted over /etc. Every step that acquires something (name,
+dir, overlay mount, cgroup, network endpoint) has a matching release in
+:func:`release_runtime` / :func:`remove`, which tolerate partial setup, so a
+failure half-way leaves nothing behind.
+"""
+
+import os
+import shutil
+import signal
+
+from minibox.engine import etcfiles, options, records
+from minibox.engine.timefmt import now_rfc3339
+from minibox.errors import Conflict, InvalidTransition, MiniboxError, UsageError
+from minibox.runtime import spec as ocispec
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+DEFAULT_CGROUP_PARENT = "minibox"
+
+
+def create(root: str, args, *, keep_mounted: bool = False, trace=None) -> dict:
+    """Create a container from ``args`` (the parsed run/create flags); return its record."""
+    from minibox.image.overlay import mount_overlay, unmount_overlay
+    from minibox.image.store import ImageStore
+
+    records.ensure_root(root)
+    _validate(args)
+    store = ImageStore(root)
+    image = store.resolve(args.image)
+    image_cfg = image.config.get("config") or {}
+    argv = options.command_line(image_cfg, args.entrypoint, args.command)
+    if not argv:
+        raise MiniboxError("No command specified")
+
+    cid = records.new_id()
+    name = records.reserve_name(root, args.name, cid)
+    cdir = records.container_dir(root, cid)
+    rootfs = {d: os.path.join(cdir, d) for d in ("diff", "work", "merged")}
+    mounted = False
+    try:
+        os.mkdir(cdir, 0o700)
+        for path in rootfs.values():
+            os.mkdir(path, 0o755)
+        mount_overlay(store, image, rootfs["diff"], rootfs["work"], rootfs["merged"])
+        mounted = True
+        if trace:
+            trace(f"mount overlay {rootfs['merged']} (upperdir={rootfs['diff']})")
+        rec = _new_record(cid, name, args, image, image_cfg, argv, rootfs)
+        rec["rootfs"]["lower"] = list(reversed(image.layer_dirs()))  # docker lists the top layer first
+        spec = build_spec(root, rec, args, image_cfg, argv)
+        etcfiles.write_all(cdir, rec["config"]["Hostname"], dns=getattr(args, "dns", None) or (),
+                           extra_hosts=_extra_hosts(args), host_network=args.network == "host")
+        ocispec.save(cdir, spec)
+        records.save(root, rec)
+    except BaseException:
+        if mounted:
+            unmount_overlay(rootfs["merged"])
+        shutil.rmtree(cdir, ignore_errors=True)
+        records.release_name(root, name, cid)
+        raise
+    if not keep_mounted:
+        unmount_overlay(rootfs["merged"])
+    return rec
+
+
+def _validate(args) -> None:
+    if args.workdir and not args.workdir.startswith("/"):
+        raise UsageError(f"the working directory '{args.workdir}' is invalid, it needs to be an absolute path")
+    if args.network not in ("none", "host", "bridge") and not args.network.startswith("container:"):
+        if not _network_module_present():
+            raise UsageError(f"network {args.network} not found")
+
+
+def _network_module_present() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("minibox.network") is not None
+
+
+def _extra_hosts(args) -> list[tuple[str, str]]:
+    result = []
+    for item in getattr(args, "add_host", None) or []:
+        host, sep, addr = item.partition(":")
+        if not sep or not host or not addr:
+            raise UsageError(f"invalid argument \"{item}\" for \"--add-host\" flag: bad format for add-host")
+        result.append((addr, host))
+    return result
+
+
+def _new_record(cid, name, args, image, image_cfg, argv, rootfs) -> dict:
+    hostname = args.hostname or (cid[:12] if args.network != "host" else os.uname().nodename)
+    return {
+        "id": cid,
+        "name": name,
+        "created": now_rfc3339(),
+        "image": args.image,
+        "image_id": image.id,
+        "path": argv[0],
+        "args": argv[1:],
+        "config": {
+            "Hostname": hostname,
+            "User": args.user if args.user is not None else image_cfg.get("User", ""),
+            "Tty": bool(args.tty),
+            "OpenStdin": bool(args.interactive),
+            "Env": [],
+            "Cmd": args.command or (image_cfg.get("Cmd") if args.entrypoint is None else []) or None,
+            "Entrypoint": ([args.entrypoint] if args.entrypoint else None)
+            if args.entrypoint is not None else image_cfg.get("Entrypoint"),
+            "Image": args.image,
+            "WorkingDir": args.workdir or image_cfg.get("WorkingDir", ""),
+            "Labels": image_cfg.get("Labels") or {},
+            "StopSignal": getattr(args, "stop_signal", None) or image_cfg.get("StopSignal") or "SIGTERM",
+            "StopTimeout": getattr(args, "stop_timeout", None),
+            "ExposedPorts": image_cfg.get("ExposedPorts") or {},
+        },
+        "host_config": {
+            "AutoRemove": bool(args.rm),
+            "NetworkMode": args.network,
+            "Binds": list(args.volume or []),
+            "ReadonlyRootfs": bool(args.read_only),
+            "CgroupParent": getattr(args, "cgroup_parent", None) or "",
+            "Init": bool(getattr(args, "init", False)),
+        },
+        "mounts": [],
+        "state": {
+            "status": "created", "running": False, "paused": False, "pid": 0, "pid_start": None,
+            "exit_code": 0, "oom_killed": False, "error": "",
+            "started_at": ZERO_TIME, "finished_at": ZERO_TIME,
+        },
+        "rootfs": {"lower": [], "upper": rootfs["diff"], "work": rootfs["work"], "merged": rootfs["merged"]},
+        "cgroup_paths": {},
+        "network": None,
+        "log_path": os.path.join(records.container_dir("", cid), f"{cid}-json.log").lstrip("/"),
+    }
+
+
+def build_spec(root: str, rec: dict, args, image_cfg: dict, argv: list[str]) -> dict:
+    """The OCI config.json for this container: docker's defaults plus the flags."""
+    from minibox.runtime.paths import secure_join
+
+    cdir = records.container_dir(root, rec["id"])
+    merged = rec["rootfs"]["merged"]
+    spec = ocispec.default_spec()
+    process = spec["process"]
+    passwd = _read_in_rootfs(merged, "/etc/passwd")
+    user = options.resolve_user(rec["config"]["User"] or "root", passwd,
+                                _read_in_rootfs(merged, "/etc/group"),
+                                getattr(args, "group_add", None) or [])
+    env = options.merge_env(image_cfg.get("Env") or [], args.env_file or [], args.env or [])
+    keys = {e.partition("=")[0] for e in env}
+    if "PATH" not in keys:
+        env.insert(0, f"PATH={ocispec.DEFAULT_PATH}")
+    env.append(f"HOSTNAME={rec['config']['Hostname']}")
+    if args.tty and "TERM" not in keys:
+        env.append("TERM=xterm")
+    if "HOME" not in keys:
+        env.append(f"HOME={options.home_of(user['uid'], passwd)}")
+    rec["config"]["Env"] = env
+    process.update(args=argv, env=env, cwd=rec["config"]["WorkingDir"] or "/", user=user,
+                   terminal=bool(args.tty))
+    spec["root"] = {"path": merged, "readonly": bool(args.read_only)}
+    spec["hostname"] = rec["config"]["Hostname"]
+
+    for fname in ("hostname", "hosts", "resolv.conf"):
+        spec["mounts"].append({"destination": f"/etc/{fname}", "type": "bind",
+                               "source": os.path.join(cdir, fname), "options": ["rbind", "rprivate"]})
+    for vol in args.volume or []:
+        mount = _volume_mount(root, options.parse_volume(vol), merged, secure_join)
+        rec["mounts"].append(mount)
+        opts = ["rbind", "rprivate"] + (["ro"] if mount["readonly"] else [])
+        spec["mounts"].append({"destination": mount["target"], "type": "bind",
+                               "source": mount["host_path"], "options": opts})
+
+    linux = spec["linux"]
+    mode = args.network
+    if mode == "host":
+        linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] != "network"]
+    elif mode.startswith("container:"):
+        other = records.load(root, records.resolve(root, mode.split(":", 1)[1]))
+        if other["state"]["status"] != "running":
+            raise Conflict(f"cannot join network of a non running container: {other['id']}")
+        for ns in linux["namespaces"]:
+            if ns["type"] == "network":
+                ns["path"] = f"/proc/{other['state']['pid']}/ns/net"
+    parent = getattr(args, "cgroup_parent", None) or DEFAULT_CGROUP_PARENT
+    linux["cgroupsPath"] = f"{parent.rstrip('/')}/{rec['id']}"
+    linux["resources"] = _resources(args)
+    _apply_security(spec, args)
+    return spec
+
+
+def _resources(args) -> dict:
+    try:
+        from minibox.cgroups.flags import resources_from_args
+    except ImportError:
+        return {}
+    return resources_from_args(args)
+
+
+def _apply_security(spec: dict, args) -> None:
+    try:
+        from minibox.security_flags import apply_to_spec
+    except ImportError:
+        return
+    apply_to_spec(spec, args)
+
+
+def _read_in_rootfs(merged: str, path: str) -> str:
+    from minibox.runtime.paths import secure_join
+
+    try:
+        with open(secure_join(merged, path), encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _volume_mount(root: str, vol: dict, merged: str, secure_join) -> dict:
+    from minibox.engine import volumes
+
+    if vol["kind"] == "bind":
+        if not os.path.exists(vol["source"]):
+            # docker creates a missing bind source as a directory.
+            os.makedirs(vol["source"], 0o755, exist_ok=True)
+        host_path = vol["source"]
+    else:
+        anonymous = not vol["source"]
+        if anonymous:
+            vol["source"] = os.urandom(32).hex()
+        host_path, created = volumes.ensure(root, vol["source"], anonymous=anonymous)
+        if created and not vol["nocopy"]:
+            volumes.copy_up(secure_join(merged, vol["target"]), host_path)
+        vol["anonymous"] = anonymous
+    return dict(vol, host_path=host_path)
+
+
+# ------------------------------------------------------------------ starting
+
+
+def start(root: str, rec: dict, *, stdio=None, winsize: bytes | None = None, trace=None):
+    """Mount the rootfs, create and start the init; return the runtime's InitProcess.
+
+    The record is saved as "running" before this returns. On failure every
+    runtime resource acquired so far is released and the record says why.
+    """
+    from minibox.image.overlay import mount_overlay
+    from minibox.image.store import ImageStore
+    from minibox.runtime import process
+
+    if rec["state"]["status"] in ("running", "paused"):
+        raise InvalidTransition(f"container {rec['id'][:12]} is already running")
+    cdir = records.container_dir(root, rec["id"])
+    spec = ocispec.load(cdir)
+    merged = rec["rootfs"]["merged"]
+    if not os.path.ismount(merged):
+        store = ImageStore(root)
+        mount_overlay(store, store.resolve(rec["image_id"]), rec["rootfs"]["upper"],
+                      rec["rootfs"]["work"], merged)
+    init = None
+    try:
+        init = process.create(spec, cdir, stdio=stdio, trace=trace)
+        if init.cgroup is not None:
+            rec["cgroup_paths"] = init.cgroup.paths()
+        _connect_network(root, rec, init.pid)
+        init.start(winsize)
+    except BaseException as exc:
+        if init is not None:
+            init.abort()
+        rec["state"]["error"] = str(exc)
+        release_runtime(root, rec, getattr(init, "cgroup", None))
+        _mark_exited(rec, getattr(exc, "exit_code", 125))
+        records.save(root, rec)
+        raise
+    state = rec["state"]
+    state.update(status="running", running=True, pid=init.pid,
+                 pid_start=records.pid_start_time(init.pid), started_at=now_rfc3339(),
+                 finished_at=ZERO_TIME, exit_code=0, oom_killed=False, error="",
+                 monitor_pid=os.getpid(), monitor_start=records.pid_start_time(os.getpid()))
+    state.pop("needs_cleanup", None)
+    records.save(root, rec)
+    return init
+
+
+def _connect_network(root: str, rec: dict, pid: int) -> None:
+    mode = rec["host_config"]["NetworkMode"]
+    if mode in ("none", "host") or mode.startswith("container:"):
+        return
+    from minibox import network
+
+    rec["network"] = network.connect(root, rec["id"], pid, _NetArgs(rec))
+    extra = network.hosts_entries(root, rec["network"])
+    etcfiles.write_all(records.container_dir(root, rec["id"]), rec["config"]["Hostname"],
+                       rec["network"].get("ip"), extra_hosts=extra,
+                       dns=rec["host_config"].get("Dns") or ())
+
+
+class _NetArgs:
+    """The network flags a record keeps, in the shape minibox.network.connect expects."""
+
+    def __init__(self, rec: dict):
+        hc = rec["host_config"]
+        self.network = hc["NetworkMode"]
+        self.publish = hc.get("Publish") or []
+        self.publish_all = hc.get("PublishAll", False)
+        self.ip = hc.get("IP")
+        self.dns = hc.get("Dns") or []
+        self.add_host = hc.get("ExtraHosts") or []
+        self.hostname = rec["config"]["Hostname"]
+        self.name = rec["name"]
+        self.exposed_ports = rec["config"].get("ExposedPorts") or {}
+
+
+def _mark_exited(rec: dict, exit_code: int, oom: bool = False) -> None:
+    rec["state"].update(status="exited", running=False, paused=False, pid=0, exit_code=exit_code,
+                        oom_killed=oom, finished_at=now_rfc3339())
+
+
+def finish(root: str, rec: dict, exit_code: int, cgroup=None) -> dict:
+    """Record the exit of a container's init and release its runtime resources."""
+    oom = False
+    if cgroup is None and rec.get("cgroup_paths"):
+        cgroup = _open_cgroup(rec)
+    if cgroup is not None:
+        try:
+            oom = cgroup.oom_killed() and exit_code == 128 + signal.SIGKILL
+        except OSError:
+            oom = False
+    _mark_exited(rec, exit_code, oom)
+    release_runtime(root, rec, cgroup)
+    records.save(root, rec)
+    if rec["host_config"]["AutoRemove"]:
+        remove(root, rec["id"], force=True)
+    return rec
+
+
+def _open_cgroup(rec: dict):
+    try:
+        from minibox.cgroups import open_driver
+    except ImportError:
+        return None
+    try:
+        return open_driver().open(rec["cgroup_paths"])
+    except OSError:
+        return None
+
+
+def release_runtime(root: str, rec: dict, cgroup=None) -> None:
+    """Undo start(): network, cgroup, rootfs mount. Idempotent, tolerates partial setup."""
+    from minibox.image.overlay import unmount_overlay
+
+    errors = []
+    if rec.get("network"):
+        try:
+            from minibox import network
+
+            network.disconnect(root, rec["id"], rec["network"])
+            rec["network"] = None
+        except Exception as exc:  # noqa: BLE001 - keep releasing the rest
+            errors.append(exc)
+    if cgroup is None and rec.get("cgroup_paths"):
+        cgroup = _open_cgroup(rec)
+    if cgroup is not None:
+        try:
+            cgroup.destroy()
+            rec["cgroup_paths"] = {}
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+    try:
+        unmount_overlay(rec["rootfs"]["merged"])
+    except Exception as exc:  # noqa: BLE001
+        errors.append(exc)
+    rec["state"].pop("needs_cleanup", None)
+    if errors:
+        raise errors[0]
+
+
+# ------------------------------------------------------------------ removing
+
+
+def remove(root: str, ref: str, force: bool = False, volumes: bool = False) -> str:
+    """docker rm: refuse a running container unless ``force`` (then SIGKILL it first)."""
+    cid = records.resolve(root, ref)
+    rec = records.load(root, cid)
+    state = rec["state"]
+    if state["status"] in ("running", "paused"):
+        if not force:
+            raise Conflict(f"cannot remove container \"{rec['name']}\": container is running: "
+                           "stop the container before removing or force remove")
+        kill(rec, signal.SIGKILL)
+        _wait_gone(state["pid"], state["pid_start"])
+        records.refresh(root, rec)
+    release_runtime(root, rec)
+    if volumes:
+        from minibox.engine import volumes as vols
+
+        for m in rec.get("mounts", []):
+            if m.get("kind") == "volume" and m.get("anonymous"):
+                shutil.rmtree(vols.volume_dir(root, m["source"]), ignore_errors=True)
+    cdir = records.container_dir(root, cid)
+    # Rename first so a concurrent reader never sees a half-deleted container.
+    doomed = os.path.join(records.containers_dir(root), f".removing-{cid}")
+    os.rename(cdir, doomed)
+    records.release_name(root, rec["name"], cid)
+    shutil.rmtree(doomed, ignore_errors=True)
+    return cid
+
+
+def kill(rec: dict, sig: int) -> None:
+    state = rec["state"]
+    if not records.is_alive(state.get("pid"), state.get("pid_start")):
+        return
+    if state.get("paused") and rec.get("cgroup_paths"):
+        cg = _open_cgroup(rec)
+        if cg is not None:
+            cg.thaw()
+    os.kill(state["pid"], sig)
+
+
+def _wait_gone(pid: int, start: int | None, timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while records.is_alive(pid, start) and time.monotonic() < deadline:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)

@@ -1,0 +1,116 @@
+"""Run an extra process inside a running container (``runc exec``).
+
+The new process joins the container's cgroup and every namespace of its
+init (PID last: joining a PID namespace only affects children, so we fork
+once more), gets the same capabilities, no_new_privs and seccomp filter as
+the init, and execs. Failures before execve come back over a pipe as in
+``process.create``, with docker's 126/127 exit codes.
+"""
+
+import os
+
+from minibox import syscalls as sc
+from minibox.errors import EXIT_RUNTIME, MiniboxError, exec_exit_code
+from minibox.runtime import process as proc
+
+# Join order: the mount namespace last but one (our /proc paths vanish with
+# it, so every fd is opened first), PID last.
+_ORDER = ("cgroup", "ipc", "uts", "net", "mnt", "pid")
+_KIND = {"cgroup": "cgroup", "ipc": "ipc", "uts": "uts", "net": "network", "mnt": "mount", "pid": "pid"}
+
+
+def exec_process(init_pid: int, spec: dict, process: dict, *, cgroup=None,
+                 stdio: tuple[int, int, int] | None = None, winsize: bytes | None = None):
+    """Start ``process`` (OCI process dict) in the container of ``init_pid``.
+
+    Returns (pid of the forked helper, console master fd or None). The
+    helper's exit status is the exec'd command's.
+    """
+    ns_fds = []
+    for name in _ORDER:
+        path = f"/proc/{init_pid}/ns/{name}"
+        if os.path.exists(path) and os.readlink(path) != os.readlink(f"/proc/self/ns/{name}"):
+            ns_fds.append((name, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    parent_sock = child_sock = None
+    if process.get("terminal"):
+        import socket
+
+        parent_sock, child_sock = socket.socketpair()
+    full_spec = dict(spec, process=process)
+    pid = os.fork()
+    if pid == 0:
+        _helper(full_spec, ns_fds, cgroup, err_w, err_r, stdio, child_sock, parent_sock)
+    for _name, fd in ns_fds:
+        os.close(fd)
+    os.close(err_w)
+    console = None
+    if child_sock is not None:
+        child_sock.close()
+        init = proc.InitProcess(pid, -1, -1, parent_sock)
+        init._receive_console(winsize)
+        console = init.console_fd
+    report = proc._read_all(err_r)
+    os.close(err_r)
+    if report:
+        os.waitpid(pid, 0)
+        raise proc._decode_failure(report)
+    return pid, console
+
+
+def _helper(spec, ns_fds, cgroup, err_w, err_r, stdio, console_sock, parent_sock) -> None:
+    code = EXIT_RUNTIME
+    try:
+        os.close(err_r)
+        if parent_sock is not None:
+            parent_sock.close()
+        if cgroup is not None:
+            cgroup.add(os.getpid())
+        security = proc._preload(spec)
+        for name, fd in ns_fds:
+            sc.setns(fd, sc.NAMESPACE_FLAGS[_KIND[name]], name)
+            os.close(fd)
+        os.setsid()
+        child = os.fork()
+        if child:
+            os.close(err_w)
+            if console_sock is not None:
+                console_sock.close()
+            _, status = os.waitpid(child, 0)
+            code = os.waitstatus_to_exitcode(status)
+            os._exit(128 - code if code < 0 else code)
+        _exec(spec, security, stdio, console_sock)
+    except MiniboxError as exc:
+        code = exc.exit_code
+        proc._report(err_w, str(exc), code)
+    except OSError as exc:
+        proc._report(err_w, str(exc), code)
+    except BaseException as exc:  # noqa: BLE001
+        proc._report(err_w, f"exec: {exc.__class__.__name__}: {exc}", code)
+    os._exit(code)
+
+
+def _exec(spec: dict, security, stdio, console_sock) -> None:
+    process = spec["process"]
+    if stdio is not None:
+        for target, fd in enumerate(stdio):
+            if fd != target:
+                os.dup2(fd, target)
+    if console_sock is not None:
+        proc._setup_console(console_sock)
+    cwd = process.get("cwd") or "/"
+    try:
+        os.chdir(cwd)
+    except OSError as exc:
+        raise MiniboxError(f"chdir {cwd}: {os.strerror(exc.errno).lower()}", EXIT_RUNTIME) from None
+    env = process.get("env") or []
+    args = process["args"]
+    executable = proc._lookup(args[0], env)
+    security.apply(process, spec.get("linux") or {})
+    proc._switch_user(process.get("user") or {})
+    proc._close_extra_fds()
+    try:
+        os.execve(executable, args, proc._env_dict(env))
+    except OSError as exc:
+        raise proc.InitFailed(f"exec {args[0]}: {os.strerror(exc.errno).lower()}",
+                              exec_exit_code(exc.errno)) from None
