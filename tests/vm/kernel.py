@@ -9,6 +9,7 @@ re-runs on a warm machine) do no network traffic at all.
 import glob
 import os
 import re
+import shutil
 import subprocess
 
 DEFAULT_CACHE = os.environ.get("MINIBOX_VM_CACHE", "/var/cache/minibox-vm")
@@ -52,10 +53,10 @@ def fetch(cache: str = DEFAULT_CACHE, log=print) -> Kernel:
         package = resolve_package()
     except (OSError, subprocess.CalledProcessError, RuntimeError) as exc:
         # Offline or no apt metadata: use whatever was unpacked before.
-        found = sorted(glob.glob(os.path.join(cache, "linux-image-*-amd64", "boot", "vmlinuz-*")))
+        found = glob.glob(os.path.join(cache, "linux-image-*-amd64", "boot", "vmlinuz-*"))
         if not found:
             raise RuntimeError(f"cannot find the kernel package ({exc}) and nothing is cached in {cache}") from None
-        package = found[-1].split(os.sep)[-3]
+        package = max(found).split(os.sep)[-3]
     version = package.removeprefix("linux-image-")
     unpacked = os.path.join(cache, package)
     kernel = Kernel(unpacked, version)
@@ -67,11 +68,12 @@ def fetch(cache: str = DEFAULT_CACHE, log=print) -> Kernel:
         subprocess.run(["apt-get", "download", "-q", package], cwd=cache, check=True,
                        stdout=subprocess.DEVNULL)
         debs = glob.glob(os.path.join(cache, f"{package}_*.deb"))
+    deb = max(debs)
     tmp = unpacked + ".tmp"
-    subprocess.run(["rm", "-rf", tmp], check=True)
-    log(f"vm: dpkg-deb -x {os.path.basename(debs[0])}")
-    subprocess.run(["dpkg-deb", "-x", sorted(debs)[-1], tmp], check=True)
-    subprocess.run(["rm", "-rf", unpacked], check=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    log(f"vm: dpkg-deb -x {os.path.basename(deb)}")
+    subprocess.run(["dpkg-deb", "-x", deb, tmp], check=True)
+    shutil.rmtree(unpacked, ignore_errors=True)
     os.rename(tmp, unpacked)
     with open(os.path.join(unpacked, ".complete"), "w"):
         pass

@@ -27,7 +27,9 @@ from tests.vm import initramfs, kernel
 HERE = os.path.dirname(os.path.abspath(__file__))
 QEMU = "qemu-system-x86_64"
 CMDLINE = "console=ttyS0 cgroup_no_v1=all quiet panic=-1 8250.nr_uarts=1"
-KEEP = "/var/lib/minibox"  # dirs that get a real tmpfs in the guest (overlay upperdirs live there)
+# Dirs that get a real tmpfs in the guest: overlayfs cannot take an overlay as
+# upperdir, and container layers (minibox roots, test roots in /var/tmp) live there.
+KEEP = "/var/lib/minibox /var/tmp"
 KVM_BOOT_SECONDS = 8  # a working KVM reaches init in ~1s; a broken one hangs in the BIOS
 DEFAULT_TESTS = ["-q", "-ra", "tests/integration"]
 PASS_ENV = ("CI", "MINIBOX_ROOT", "MINIBOX_CGROUP_PARENT", "TERM")
@@ -83,7 +85,7 @@ def base_initramfs(k: kernel.Kernel, cache: str) -> bytes:
         with open(path, "rb") as f:
             return f.read()
     busybox = shutil.which("busybox") or "/bin/busybox"
-    out = subprocess.run(["file", "-L", busybox], capture_output=True, text=True).stdout if shutil.which("file") else ""
+    out = subprocess.run(["file", "-L", busybox], check=False, capture_output=True, text=True).stdout if shutil.which("file") else ""
     if out and "statically linked" not in out and "static-pie" not in out:
         raise RuntimeError(f"{busybox} is not static: apt-get install busybox-static")
     data, missing = initramfs.build_base(k, busybox, init)
@@ -172,7 +174,7 @@ def summary(lines: list[str]) -> str | None:
 
 
 def parse_args(argv):
-    opts = {"timeout": float(os.environ.get("MINIBOX_VM_TIMEOUT", 360)), "accel": os.environ.get("MINIBOX_VM_ACCEL", "auto"),
+    opts = {"timeout": float(os.environ.get("MINIBOX_VM_TIMEOUT", "360")), "accel": os.environ.get("MINIBOX_VM_ACCEL", "auto"),
             "check": False, "cmd": None, "cache": kernel.DEFAULT_CACHE}
     while argv and argv[0] in ("--timeout", "--accel", "--check", "--cmd", "--cache"):
         flag = argv.pop(0)

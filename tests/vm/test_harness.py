@@ -3,10 +3,15 @@
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from tests.vm import initramfs, run
+# tests/ is not a package (its conftest is imported as a top-level module), so
+# the harness is imported as the namespace package it is run as: tests.vm.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.vm import initramfs, run  # noqa: E402
 
 
 def test_load_order_puts_dependencies_first_and_reports_missing():
