@@ -233,6 +233,10 @@ def apply_to_spec(spec: dict, args, last_cap: int | None = None) -> dict:
 
     resources = linux.setdefault("resources", {})
     rules = resources.setdefault("devices", [])
+    if not rules:
+        # docker's default: deny every device, then (in the runtime, as runc
+        # does) allow the standard ones; --device and --privileged add to it.
+        rules.append({"allow": False, "access": "rwm"})
     dev_list = linux.setdefault("devices", [])
     if (privileged or devices) and not dev_list:
         # An absent list means "the standard devices" to the runtime; a list
@@ -250,8 +254,6 @@ def apply_to_spec(spec: dict, args, last_cap: int | None = None) -> dict:
                           "minor": entry["minor"], "access": perms})
     if not dev_list:
         linux.pop("devices")
-    if not rules:
-        resources.pop("devices")
     return spec
 
 

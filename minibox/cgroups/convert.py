@@ -166,17 +166,11 @@ def v1_writes(resources: dict, current_memsw: int | None = None) -> list[tuple[s
         for td in bio.get(key) or []:
             out.append((v1file, f"{_dev(td)} {td['rate']}"))
 
-    for rule in resources.get("devices") or []:
-        out.append(("devices.allow" if rule.get("allow") else "devices.deny", device_rule(rule)))
+    from minibox.cgroups.devices import v1_writes as device_writes
+
+    # Last: the rules, then runc's standard allow list (see devices.py).
+    out += device_writes(resources.get("devices") or [])
     return out
-
-
-def device_rule(rule: dict) -> str:
-    """OCI device cgroup rule → the v1 ``devices.allow`` line ``c 1:3 rwm`` (``a *:* rwm``)."""
-    kind = rule.get("type") or "a"
-    major = "*" if rule.get("major") in (None, -1) else str(rule["major"])
-    minor = "*" if rule.get("minor") in (None, -1) else str(rule["minor"])
-    return f"{kind} {major}:{minor} {rule.get('access') or 'rwm'}"
 
 
 def v2_writes(resources: dict) -> list[tuple[str, str]]:
@@ -185,7 +179,8 @@ def v2_writes(resources: dict) -> list[tuple[str, str]]:
     memory.swap.max holds swap alone (not memory+swap as v1 memsw does), so the
     OCI total is converted; cpu.shares become cpu.weight by runc's formula;
     the OCI ``unified`` map is passed through last (it is the v2-native escape hatch).
-    Device rules are not written here: v2 has no devices files (that needs eBPF).
+    Device rules are not written here: v2 has no devices files; V2Cgroup.apply
+    attaches an eBPF program instead (ebpf.py).
     """
     out: list[tuple[str, str]] = []
     mem = resources.get("memory") or {}

@@ -51,7 +51,18 @@ class V2Cgroup:
                     f"(missing from {os.path.dirname(self.path)}/cgroup.subtree_control)"
                 )
             fs.write(target, value)
+        self._apply_devices(resources.get("devices") or [])
         return warnings
+
+    def _apply_devices(self, rules: list[dict]) -> None:
+        """v2 has no devices.allow: attach an eBPF device filter (none when all is allowed)."""
+        from minibox.cgroups.devices import is_allow_all
+
+        if not rules or is_allow_all(rules):
+            return
+        from minibox.cgroups import ebpf
+
+        ebpf.attach(self.path, rules)
 
     def oom_killed(self) -> bool:
         """True once the kernel's OOM killer killed a task here (memory.events oom_kill)."""

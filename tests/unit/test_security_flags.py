@@ -174,6 +174,7 @@ def test_device_into_spec():
     assert (dev["major"], dev["minor"]) == (os.major(st.st_rdev), os.minor(st.st_rdev))
     assert dev["fileMode"] == stat.S_IMODE(st.st_mode)
     assert spec["linux"]["resources"]["devices"] == [
+        {"allow": False, "access": "rwm"},
         {"allow": True, "type": "c", "major": dev["major"], "minor": dev["minor"], "access": "rw"}]
 
 
@@ -186,7 +187,8 @@ def test_device_that_is_not_a_device(tmp_path):
         spec_for("--device", str(tmp_path / "no-such"))
 
 
-def test_no_devices_leaves_no_device_keys():
+def test_no_devices_means_standard_nodes_and_deny_all_rule():
     spec = spec_for()
-    assert "devices" not in spec["linux"]
-    assert "devices" not in spec["linux"].get("resources", {})
+    assert "devices" not in spec["linux"]  # the runtime makes the standard nodes
+    # docker's default cgroup rule; the runtime appends the standard allow list.
+    assert spec["linux"]["resources"]["devices"] == [{"allow": False, "access": "rwm"}]
