@@ -161,7 +161,6 @@ def attach(path: str, rules: list[dict]) -> None:
     detached, so only the newest rules apply. The attachment keeps the
     program alive after its fd is closed.
     """
-    ffi, _ = _libc()
     prog = load(program(rules), path)
     try:
         cg = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

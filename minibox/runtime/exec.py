@@ -11,6 +11,7 @@ import os
 
 from minibox import syscalls as sc
 from minibox.errors import EXIT_RUNTIME, MiniboxError, exec_exit_code
+from minibox.runtime import hygiene
 from minibox.runtime import process as proc
 
 # Join order: the mount namespace last but one (our /proc paths vanish with
@@ -64,6 +65,7 @@ def _helper(spec, ns_fds, cgroup, err_w, err_r, stdio, console_sock, parent_sock
         os.close(err_r)
         if parent_sock is not None:
             parent_sock.close()
+        hygiene.make_non_dumpable()  # before joining: no container process may open our exe
         if cgroup is not None:
             cgroup.add(os.getpid())
         security = proc._preload(spec)
@@ -99,11 +101,7 @@ def _exec(spec: dict, security, stdio, console_sock) -> None:
                 os.dup2(fd, target)
     if console_sock is not None:
         proc._setup_console(console_sock)
-    cwd = process.get("cwd") or "/"
-    try:
-        os.chdir(cwd)
-    except OSError as exc:
-        raise MiniboxError(f"chdir {cwd}: {os.strerror(exc.errno).lower()}", EXIT_RUNTIME) from None
+    hygiene.enter_cwd(process.get("cwd") or "/")
     env = process.get("env") or []
     args = process["args"]
     executable = proc._lookup(args[0], env)

@@ -20,7 +20,7 @@ import signal
 from minibox import syscalls as sc
 from minibox.errors import (EXIT_NOT_FOUND, EXIT_RUNTIME, MiniboxError, SyscallError,
                             exec_exit_code)
-from minibox.runtime import mounts
+from minibox.runtime import hygiene, mounts
 
 _READY = b"R"
 _GO = b"G"
@@ -188,6 +188,7 @@ def _child(spec, plan, namespaces, go_r, go_w, err_r, err_w, stdio, console_sock
             parent_sock.close()
         # Die with the runtime while setting up, so nothing half-made survives it.
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        hygiene.make_non_dumpable()
         _enter_namespaces(namespaces)
         os.write(err_w, _READY)
         if os.read(go_r, 1) != _GO:
@@ -252,6 +253,7 @@ def _init_setup(spec: dict, plan, stdio, console_sock) -> None:
             if fd != target:
                 os.dup2(fd, target)
     security = _preload(spec)
+    hygiene.check_kernel_dirs(plan.rootfs, spec.get("mounts"))
     mounts.apply_before_pivot(plan)
     _prepare_cwd(plan.rootfs, process.get("cwd") or "/")
     mounts.pivot(plan.rootfs)
@@ -265,10 +267,7 @@ def _init_setup(spec: dict, plan, stdio, console_sock) -> None:
     args = process.get("args") or []
     if not args:
         raise InitFailed("no command specified", EXIT_RUNTIME)
-    try:
-        os.chdir(process.get("cwd") or "/")
-    except OSError as exc:
-        raise SyscallError(exc.errno, "chdir", process.get("cwd")) from None
+    hygiene.enter_cwd(process.get("cwd") or "/")
     executable = _lookup(args[0], env)
     user = process.get("user") or {}
     security.apply(process, linux)

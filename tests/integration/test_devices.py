@@ -14,7 +14,6 @@ import tempfile
 import uuid
 
 import pytest
-
 from conftest import requires
 
 SECRET = "MINIBOX-DEVICE-SECRET"
@@ -28,7 +27,7 @@ def loop_device():
     fd, backing = tempfile.mkstemp(prefix="mb-devtest-", dir="/var/tmp")
     os.write(fd, SECRET.encode() + b"\n" + b"\0" * 65536)
     os.close(fd)
-    r = subprocess.run(["losetup", "-f", "--show", backing], capture_output=True, text=True)
+    r = subprocess.run(["losetup", "-f", "--show", backing], capture_output=True, text=True, check=False)
     if r.returncode != 0:
         os.unlink(backing)
         pytest.skip(f"no loop device: {r.stderr.strip()}")
@@ -99,7 +98,8 @@ def test_ebpf_filter_attached_to_a_v2_cgroup_denies_and_allows(loop_device):
     from minibox.cgroups.devices import DENY_ALL
 
     dev, _major, _minor = loop_device
-    own = open("/proc/self/cgroup").read().split("::", 1)[1].strip()
+    with open("/proc/self/cgroup") as f:
+        own = f.read().split("::", 1)[1].strip()
     path = os.path.join("/sys/fs/cgroup", own.lstrip("/"), f"mb-devtest-{uuid.uuid4().hex[:8]}")
     os.mkdir(path)
     try:
@@ -124,7 +124,7 @@ def test_ebpf_filter_attached_to_a_v2_cgroup_denies_and_allows(loop_device):
                 code = 2
             except PermissionError:
                 code = 0 if code == 1 else 3
-            except BaseException:
+            except BaseException:  # noqa: BLE001 - the child must exit with a code
                 code = 4
             os._exit(code)
         _, status = os.waitpid(pid, 0)
