@@ -36,6 +36,11 @@ def add_arguments(parser) -> None:
                              "systempaths=unconfined")
     parser.add_argument("--device", action="append", default=[],
                         metavar="HOST[:CONTAINER[:PERMS]]", help="add a host device")
+    parser.add_argument("--userns", default=None, metavar="host",
+                        help="'host' to opt out of --userns-remap / MINIBOX_USERNS_REMAP")
+    parser.add_argument("--userns-remap", default=None, metavar="default|NAME",
+                        help="run as an unprivileged host uid range from /etc/subuid "
+                             "('default': the 'minibox' entry, created if missing)")
 
 
 def all_caps(last_cap: int | None = None) -> list[str]:
@@ -254,7 +259,39 @@ def apply_to_spec(spec: dict, args, last_cap: int | None = None) -> dict:
                           "minor": entry["minor"], "access": perms})
     if not dev_list:
         linux.pop("devices")
+    _apply_userns(spec, args, privileged)
     return spec
+
+
+def userns_remap(args) -> str | None:
+    """The subuid/subgid name to remap to, or None (--userns=host, or nothing asked)."""
+    userns = getattr(args, "userns", None)
+    if userns not in (None, "", "host"):
+        raise UsageError(f"invalid --userns {userns!r}: only 'host' is supported")
+    remap = getattr(args, "userns_remap", None) or os.environ.get("MINIBOX_USERNS_REMAP") or None
+    if userns == "host" or not remap:
+        return None
+    from minibox.runtime.userns import REMAP_NAME
+
+    return REMAP_NAME if remap == "default" else remap
+
+
+def _apply_userns(spec: dict, args, privileged: bool) -> None:
+    name = userns_remap(args)
+    if name is None:
+        return
+    if privileged:
+        raise UsageError("privileged mode is incompatible with user namespaces; add --userns=host")
+    from minibox.runtime import userns
+
+    uid = userns.subid_range(name, userns.SUBUID)
+    gid = userns.subid_range(name, userns.SUBGID)
+    devices = spec["linux"].get("devices")
+    userns.remap_spec(spec, uid, gid, cgroup_v2=os.path.exists("/sys/fs/cgroup/cgroup.controllers"),
+                      host_dev=userns.host_device_paths(devices) if devices else None)
+    rootfs = (spec.get("root") or {}).get("path")
+    if rootfs and os.path.isabs(rootfs) and os.path.isdir(rootfs):
+        userns.prepare_rootfs(rootfs, uid[0], gid[0])
 
 
 def _add_device(dev_list: list[dict], entry: dict) -> None:

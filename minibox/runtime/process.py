@@ -20,7 +20,7 @@ import signal
 from minibox import syscalls as sc
 from minibox.errors import (EXIT_NOT_FOUND, EXIT_RUNTIME, MiniboxError, SyscallError,
                             exec_exit_code)
-from minibox.runtime import hygiene, mounts
+from minibox.runtime import hygiene, mounts, userns
 
 _READY = b"R"
 _GO = b"G"
@@ -103,19 +103,26 @@ def create(spec: dict, bundle: str, *, stdio: tuple[int, int, int] | None = None
         import socket
 
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    host_pidns = -1
-    if new_pid:
-        host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-        sc.unshare(sc.CLONE_NEWPID)
-    try:
-        pid = os.fork()
-        if pid == 0:
-            _child(spec, plan, namespaces, go_r, go_w, err_r, err_w, stdio, child_sock, parent_sock)
-    finally:
+    if userns.wanted(linux):
+        # The user namespace first, then every other one inside it (userns.py).
+        # Its root cannot read the host's Python tree: import what the init needs now.
+        _preload(spec)
+        pid = userns.spawn(linux, new_pid, lambda: _child(spec, plan, namespaces, go_r, go_w, err_r, err_w,
+                                                          stdio, child_sock, parent_sock))
+    else:
+        host_pidns = -1
         if new_pid:
-            # Back to the host's PID namespace for every later fork of ours.
-            sc.setns(host_pidns, sc.CLONE_NEWPID, "/proc/self/ns/pid")
-            os.close(host_pidns)
+            host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+            sc.unshare(sc.CLONE_NEWPID)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                _child(spec, plan, namespaces, go_r, go_w, err_r, err_w, stdio, child_sock, parent_sock)
+        finally:
+            if new_pid:
+                # Back to the host's PID namespace for every later fork of ours.
+                sc.setns(host_pidns, sc.CLONE_NEWPID, "/proc/self/ns/pid")
+                os.close(host_pidns)
     os.close(go_r)
     os.close(err_w)
     if child_sock is not None:

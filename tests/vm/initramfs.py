@@ -22,7 +22,7 @@ WANTED = (
     "nf_tables", "nft_compat", "nft_chain_nat", "nf_nat", "nf_conntrack", "xt_MASQUERADE",
     "xt_conntrack", "xt_addrtype", "xt_tcpudp", "xt_comment", "xt_nat", "iptable_nat",
     "iptable_filter", "ip_tables", "nft_nat", "nft_masq", "nft_ct", "nf_reject_ipv4",
-    "nft_reject_ipv4", "ipt_REJECT", "nft_fib_ipv4", "dummy",
+    "nft_reject_ipv4", "ipt_REJECT", "nft_fib_ipv4", "dummy", "loop",
 )
 
 

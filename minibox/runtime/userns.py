@@ -1,0 +1,309 @@
+"""User namespaces: container root becomes an unprivileged host uid (docker's --userns-remap).
+
+Three parts, each with one job:
+
+- the subordinate id files: :func:`subid_range` finds (or appends, under a
+  lock and atomically) the ``minibox`` entry of /etc/subuid and /etc/subgid,
+  65536 ids above every range already handed out;
+- the spec: :func:`remap_spec` adds the user namespace and its maps, and
+  replaces what a user namespace cannot do (mknod of device nodes, mounting
+  v1 cgroup hierarchies) by bind mounts of the host's nodes, as runc does;
+- the process: :func:`spawn` orders namespace creation. The user namespace
+  must come first so that every other namespace is owned by it (a PID
+  namespace owned by the host's user namespace would refuse the container's
+  procfs mount). A short-lived helper unshares CLONE_NEWUSER, waits while
+  the runtime writes its uid/gid maps, becomes root of the namespace,
+  unshares CLONE_NEWPID and clones the init with CLONE_PARENT, so the init
+  is the runtime's own child (waitpid and the parent-death signal keep
+  working) and PID 1 of a PID namespace the user namespace owns.
+"""
+
+import errno
+import os
+import stat
+
+from minibox.errors import EXIT_RUNTIME, MiniboxError, SyscallError
+
+SUBUID, SUBGID = "/etc/subuid", "/etc/subgid"
+REMAP_NAME = "minibox"
+RANGE_SIZE = 65536
+FIRST_ID = 100000
+LOCK = "/run/minibox/subid.lock"
+
+
+# ---------------------------------------------------------------- /etc/subuid, /etc/subgid (pure parts)
+
+
+def parse_subid(text: str) -> list[tuple[str, int, int]]:
+    """``name:start:count`` lines → [(name, start, count)]; comments and junk are skipped."""
+    out = []
+    for line in text.splitlines():
+        parts = line.strip().split(":")
+        if len(parts) != 3 or line.lstrip().startswith("#"):
+            continue
+        try:
+            out.append((parts[0], int(parts[1]), int(parts[2])))
+        except ValueError:
+            continue
+    return out
+
+
+def find_or_allocate(entries: list[tuple[str, int, int]], name: str,
+                     size: int = RANGE_SIZE) -> tuple[int, int, bool]:
+    """(start, count, is_new): ``name``'s first range, else one above every range in use."""
+    for n, start, count in entries:
+        if n == name and count > 0:
+            return start, count, False
+    top = max([FIRST_ID] + [start + count for _n, start, count in entries])
+    start = -(-top // size) * size  # aligned, as useradd and dockerd do
+    return start, size, True
+
+
+def subid_range(name: str = REMAP_NAME, path: str = SUBUID) -> tuple[int, int]:
+    """``name``'s (start, count) in ``path``, appending a fresh range when it has none."""
+    import fcntl
+
+    from minibox.atomic import write_bytes
+
+    os.makedirs(os.path.dirname(LOCK), mode=0o700, exist_ok=True)
+    with open(LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            with open(path) as f:
+                text = f.read()
+        except FileNotFoundError:
+            text = ""
+        start, count, new = find_or_allocate(parse_subid(text), name)
+        if new:
+            if text and not text.endswith("\n"):
+                text += "\n"
+            write_bytes(path, f"{text}{name}:{start}:{count}\n".encode(), mode=0o644)
+    return start, count
+
+
+# ---------------------------------------------------------------- the spec (pure)
+
+
+def remap_spec(spec: dict, uid: tuple[int, int], gid: tuple[int, int], *, cgroup_v2: bool,
+               host_dev: dict | None = None) -> dict:
+    """Put the container in a new user namespace mapping 0.. to the host ranges ``uid``/``gid``.
+
+    ``host_dev`` maps (type, major, minor) → a host node path for the devices
+    to bind (default: the same path as in the container). The v1 cgroup
+    mount is dropped (v1 hierarchies cannot be mounted from a user
+    namespace); on v2 the container's own cgroup namespace allows it.
+    """
+    linux = spec.setdefault("linux", {})
+    namespaces = linux.setdefault("namespaces", [])
+    if not any(ns["type"] == "user" for ns in namespaces):
+        namespaces.insert(0, {"type": "user"})
+    linux["uidMappings"] = [{"containerID": 0, "hostID": uid[0], "size": uid[1]}]
+    linux["gidMappings"] = [{"containerID": 0, "hostID": gid[0], "size": gid[1]}]
+    mounts = spec.setdefault("mounts", [])
+    if not cgroup_v2:
+        mounts[:] = [m for m in mounts if m.get("type") != "cgroup"]
+    from minibox.runtime.mounts import DEFAULT_DEVICES
+
+    devices = linux.get("devices")
+    if devices is None:
+        devices = [{"path": p, "type": t, "major": ma, "minor": mi} for p, t, ma, mi, _mo in DEFAULT_DEVICES]
+    for dev in devices:
+        source = (host_dev or {}).get((dev.get("type", "c"), dev["major"], dev["minor"]), dev["path"])
+        mounts.append({"destination": dev["path"], "type": "bind", "source": source,
+                       "options": ["bind", "nosuid", "noexec"]})
+    # mknod is not allowed in a user namespace: the nodes come in as bind mounts instead.
+    linux["devices"] = []
+    return spec
+
+
+def prepare_rootfs(rootfs: str, uid: int, gid: int) -> None:
+    """Let the container's root (host ``uid``/``gid``) reach and own its rootfs.
+
+    Engine layout: ``<root>/containers/<id>/merged``. As dockerd does for
+    --userns-remap, the minibox root and ``containers`` become 0711
+    (traversable, not listable; the ids are 64 random hex digits), the
+    container's dir 0710 with the mapped gid as its group, and the rootfs's
+    top directory is owned by the mapped root. Every other ancestor must
+    already be searchable by anyone.
+    """
+    rootfs = os.path.abspath(rootfs)
+    cdir = os.path.dirname(rootfs)
+    above = [os.path.dirname(cdir), os.path.dirname(os.path.dirname(cdir))]
+    for d in above:
+        st = os.stat(d)
+        if st.st_uid == 0 and not st.st_mode & 0o001:
+            os.chmod(d, stat.S_IMODE(st.st_mode) | 0o111)
+    os.chown(cdir, 0, gid)
+    os.chmod(cdir, 0o710)
+    os.chown(rootfs, uid, gid)
+    d = os.path.dirname(above[-1])
+    while True:
+        if not os.stat(d).st_mode & 0o001:
+            raise MiniboxError(f"--userns-remap: {d} is not searchable by others, so the remapped root "
+                               f"(uid {uid}) cannot reach {rootfs}", EXIT_RUNTIME)
+        if d == "/":
+            break
+        d = os.path.dirname(d)
+
+
+def host_device_paths(devices: list[dict], root: str = "/dev") -> dict:
+    """(type, major, minor) → host path for the devices whose node is not at the same path."""
+    wanted = {(d.get("type", "c"), d["major"], d["minor"]) for d in devices}
+    out = {}
+    for d in devices:
+        try:
+            st = os.stat(d["path"])
+            if (_kind(st), os.major(st.st_rdev), os.minor(st.st_rdev)) == (d.get("type", "c"), d["major"], d["minor"]):
+                out[(d.get("type", "c"), d["major"], d["minor"])] = d["path"]
+        except OSError:
+            pass
+    missing = wanted - set(out)
+    if missing:
+        for dirpath, _dirs, files in os.walk(root):
+            for name in files:
+                p = os.path.join(dirpath, name)
+                try:
+                    st = os.lstat(p)
+                except OSError:
+                    continue
+                key = (_kind(st), os.major(st.st_rdev), os.minor(st.st_rdev))
+                if key in missing:
+                    out.setdefault(key, p)
+    return out
+
+
+def _kind(st) -> str:
+    return "b" if stat.S_ISBLK(st.st_mode) else "c" if stat.S_ISCHR(st.st_mode) else "-"
+
+
+def wanted(linux: dict) -> bool:
+    """True when the spec asks for a new user namespace (not joining one by path)."""
+    return any(ns["type"] == "user" and not ns.get("path") for ns in linux.get("namespaces") or [])
+
+
+def map_text(mappings: list[dict]) -> str:
+    """OCI uidMappings → the ``/proc/<pid>/uid_map`` text."""
+    return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings)
+
+
+# ---------------------------------------------------------------- the process
+
+
+class UsernsFailed(MiniboxError):
+    """The user namespace helper failed before the init existed."""
+
+
+_CLONE_PARENT, _SIGCHLD = 0x00008000, 17
+_SYS_CLONE = {"x86_64": 56, "aarch64": 220, "riscv64": 220, "ppc64le": 120, "s390x": 120}
+
+
+def _clone_function():
+    """A callable doing fork() but with the child's parent being our parent (CLONE_PARENT).
+
+    Made before the helper forks: after unshare(CLONE_NEWUSER) nothing may
+    need an import (the helper's credentials are not mapped yet).
+    """
+    from cffi import FFI
+
+    ffi = FFI()
+    ffi.cdef("long syscall(long number, ...);")
+    lib = ffi.dlopen(None)
+    nr = _SYS_CLONE.get(os.uname().machine)
+    if nr is None:
+        raise SyscallError(errno.ENOSYS, f"clone (unknown syscall number on {os.uname().machine})", None)
+    z = ffi.cast("long", 0)
+    args = (ffi.cast("long", nr), ffi.cast("long", _CLONE_PARENT | _SIGCHLD), z, z, z, z)
+
+    def clone_parent() -> int:
+        pid = lib.syscall(*args)
+        if pid < 0:
+            raise SyscallError(ffi.errno, "clone CLONE_PARENT", None)
+        return int(pid)
+
+    return clone_parent
+
+
+def spawn(linux: dict, new_pid: bool, run_child) -> int:
+    """Start ``run_child`` (never returns) as the container's init inside a new user namespace.
+
+    Returns the init's host pid; the init is the caller's child.
+    """
+    from minibox import syscalls as sc
+
+    clone_parent = _clone_function()
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    rep_r, rep_w = os.pipe2(os.O_CLOEXEC)
+    helper = os.fork()
+    if helper == 0:
+        code = 1
+        try:
+            os.close(go_w)
+            os.close(rep_r)
+            sc.unshare(sc.CLONE_NEWUSER)
+            os.write(rep_w, b"U")
+            if os.read(go_r, 1) != b"M":
+                os._exit(1)
+            sc.setgroups([])
+            sc.setresgid(0)
+            sc.setresuid(0)
+            if new_pid:
+                sc.unshare(sc.CLONE_NEWPID)
+            pid = clone_parent()
+            if pid == 0:
+                os.close(go_r)
+                os.close(rep_w)
+                run_child()
+                os._exit(EXIT_RUNTIME)
+            os.write(rep_w, str(pid).encode())
+            code = 0
+        except BaseException as exc:  # noqa: BLE001 - the runtime must hear about it
+            try:
+                os.write(rep_w, f"E{exc}".encode())
+            except OSError:
+                pass
+        os._exit(code)
+    os.close(go_r)
+    os.close(rep_w)
+    try:
+        first = os.read(rep_r, 1)
+        if first == b"U":
+            try:
+                write_maps(helper, linux)
+            finally:
+                os.write(go_w, b"M")
+        report = first + _read_all(rep_r)
+    finally:
+        os.close(go_w)
+        os.close(rep_r)
+        os.waitpid(helper, 0)
+    text = report[1:].decode(errors="replace") if report.startswith(b"U") else report.decode(errors="replace")
+    if not text.isdigit():
+        raise UsernsFailed(f"user namespace setup: {text.removeprefix('E') or 'the helper died'}",
+                           EXIT_RUNTIME)
+    return int(text)
+
+
+def write_maps(pid: int, linux: dict) -> None:
+    """Write the uid and gid maps of ``pid``'s user namespace (as the privileged parent)."""
+    for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
+        path = f"/proc/{pid}/{name}"
+        text = map_text(linux.get(key) or [])
+        if not text:
+            raise UsernsFailed(f"a user namespace needs linux.{key}", EXIT_RUNTIME)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, text.encode())
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise SyscallError(exc.errno, f"write {text.strip()!r} to", path) from None
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
