@@ -51,6 +51,10 @@ def create(root: str, args, *, keep_mounted: bool = False, trace=None) -> dict:
         rec = _new_record(cid, name, args, image, image_cfg, argv, rootfs)
         rec["rootfs"]["lower"] = list(reversed(image.layer_dirs()))  # docker lists the top layer first
         spec = build_spec(root, rec, args, image_cfg, argv)
+        if _idmap(spec):
+            # --userns-remap: the same layers, seen through idmapped mounts.
+            unmount_overlay(rootfs["merged"])
+            mount_overlay(store, image, rootfs["diff"], rootfs["work"], rootfs["merged"], idmap=_idmap(spec))
         etcfiles.write_all(cdir, rec["config"]["Hostname"], dns=getattr(args, "dns", None) or (),
                            extra_hosts=_extra_hosts(args), host_network=args.network == "host")
         ocispec.save(cdir, spec)
@@ -271,7 +275,7 @@ def start(root: str, rec: dict, *, stdio=None, winsize: bytes | None = None, tra
     if not os.path.ismount(merged):
         store = ImageStore(root)
         mount_overlay(store, store.resolve(rec["image_id"]), rec["rootfs"]["upper"],
-                      rec["rootfs"]["work"], merged)
+                      rec["rootfs"]["work"], merged, idmap=_idmap(spec))
     init = None
     try:
         init = process.create(spec, cdir, stdio=stdio, trace=trace)
@@ -295,6 +299,12 @@ def start(root: str, rec: dict, *, stdio=None, winsize: bytes | None = None, tra
     state.pop("needs_cleanup", None)
     records.save(root, rec)
     return init
+
+
+def _idmap(spec: dict):
+    from minibox.runtime.userns import idmap_of
+
+    return idmap_of(spec)
 
 
 def _connect_network(root: str, rec: dict, pid: int) -> None:

@@ -30,11 +30,14 @@ def overlay_options(lowers: list[str], upper: str, work: str) -> str:
     return opts
 
 
-def mount_overlay(store, img, upper: str, work: str, merged: str) -> None:
+def mount_overlay(store, img, upper: str, work: str, merged: str, idmap=None) -> None:
     """Mount ``img``'s layers (read-only) + ``upper`` (writable) on ``merged``.
 
     ``upper``, ``work`` and ``merged`` must exist; they are made absolute
-    because the mount runs with the store dir as its cwd.
+    because the mount runs with the store dir as its cwd. ``idmap`` (uid
+    maps, gid maps) shows every layer through an idmapped mount, so a
+    --userns-remap container sees the image's files owned by its own root
+    (see minibox.runtime.userns).
     """
     from minibox import syscalls
 
@@ -42,19 +45,31 @@ def mount_overlay(store, img, upper: str, work: str, merged: str) -> None:
     lowers = store.lower_links(img)
     if not lowers:
         raise MiniboxError(f"image {img.short_id} has no layers")
-    opts = overlay_options(lowers, upper, work)
-    if len(opts) >= _page_size():
-        raise MiniboxError(
-            f"image {img.short_id}: {len(lowers)} layers give overlay options of {len(opts)} bytes, "
-            f"over the page size"
-        )
     # chdir is process-wide: restore it even if the mount fails. Callers mount
     # before they start threads that depend on the cwd.
     saved = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    trees: list[int] = []
     try:
         os.chdir(store.dir)
+        if idmap:
+            from minibox.runtime import userns
+
+            ns = userns.mapping_userns(*idmap)
+            try:
+                trees = [userns.idmapped_tree(lower, ns) for lower in lowers]
+            finally:
+                os.close(ns)
+            lowers = [f"/proc/self/fd/{fd}" for fd in trees]
+        opts = overlay_options(lowers, upper, work)
+        if len(opts) >= _page_size():
+            raise MiniboxError(
+                f"image {img.short_id}: {len(lowers)} layers give overlay options of {len(opts)} bytes, "
+                f"over the page size"
+            )
         syscalls.mount("overlay", merged, "overlay", 0, opts)
     finally:
+        for fd in trees:
+            os.close(fd)
         os.fchdir(saved)
         os.close(saved)
 

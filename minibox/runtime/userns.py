@@ -283,6 +283,79 @@ def spawn(linux: dict, new_pid: bool, run_child) -> int:
     return int(text)
 
 
+# ---------------------------------------------------------------- idmapped image layers
+
+_SYS_OPEN_TREE, _SYS_MOUNT_SETATTR = 428, 442  # the same on every architecture (new syscall table)
+_OPEN_TREE_CLONE, _AT_RECURSIVE, _AT_EMPTY_PATH, _MOUNT_ATTR_IDMAP = 1, 0x8000, 0x1000, 0x00100000
+
+
+def mapping_userns(uid_maps: list[dict], gid_maps: list[dict]) -> int:
+    """An fd of a new user namespace holding these maps (for MOUNT_ATTR_IDMAP); the process that
+    made it is gone by the time this returns."""
+    from minibox import syscalls as sc
+
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    done_r, done_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(done_w)
+            os.close(ready_r)
+            sc.unshare(sc.CLONE_NEWUSER)
+            os.write(ready_w, b"U")
+            os.read(done_r, 1)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(ready_w)
+    os.close(done_r)
+    try:
+        if os.read(ready_r, 1) != b"U":
+            raise UsernsFailed("could not create a user namespace for the idmapped layers")
+        write_maps(pid, {"uidMappings": uid_maps, "gidMappings": gid_maps})
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(done_w)
+        os.close(ready_r)
+        os.waitpid(pid, 0)
+
+
+def idmapped_tree(path: str, userns_fd: int) -> int:
+    """A detached copy of the mount at ``path`` whose file owners are shifted by ``userns_fd``'s maps.
+
+    open_tree(OPEN_TREE_CLONE) + mount_setattr(MOUNT_ATTR_IDMAP); the fd's
+    ``/proc/self/fd/N`` path can be an overlay lowerdir (kernel 5.19+).
+    """
+    import struct
+
+    from cffi import FFI
+
+    ffi = FFI()
+    ffi.cdef("long syscall(long number, ...);")
+    lib = ffi.dlopen(None)
+    fd = lib.syscall(ffi.cast("long", _SYS_OPEN_TREE), ffi.cast("int", -100), ffi.new("char[]", path.encode()),
+                     ffi.cast("unsigned int", _OPEN_TREE_CLONE | _AT_RECURSIVE | os.O_CLOEXEC))
+    if fd < 0:
+        raise SyscallError(ffi.errno, "open_tree OPEN_TREE_CLONE", path)
+    attr = ffi.new("char[]", struct.pack("<QQQQ", _MOUNT_ATTR_IDMAP, 0, 0, userns_fd))
+    rc = lib.syscall(ffi.cast("long", _SYS_MOUNT_SETATTR), ffi.cast("int", fd), ffi.new("char[]", b""),
+                     ffi.cast("unsigned int", _AT_EMPTY_PATH | _AT_RECURSIVE), attr, ffi.cast("size_t", 32))
+    if rc < 0:
+        err = ffi.errno
+        os.close(int(fd))
+        raise SyscallError(err, "mount_setattr MOUNT_ATTR_IDMAP", path)
+    return int(fd)
+
+
+def idmap_of(spec: dict) -> tuple[list[dict], list[dict]] | None:
+    """The (uid maps, gid maps) a remapped container's layers must be shown through, else None."""
+    linux = spec.get("linux") or {}
+    if not wanted(linux) or not linux.get("uidMappings"):
+        return None
+    return linux["uidMappings"], linux.get("gidMappings") or linux["uidMappings"]
+
+
 def write_maps(pid: int, linux: dict) -> None:
     """Write the uid and gid maps of ``pid``'s user namespace (as the privileged parent)."""
     for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
