@@ -14,10 +14,12 @@ from minibox.errors import EXIT_RUNTIME, MiniboxError, exec_exit_code
 from minibox.runtime import hygiene
 from minibox.runtime import process as proc
 
-# Join order: the mount namespace last but one (our /proc paths vanish with
-# it, so every fd is opened first), PID last.
-_ORDER = ("cgroup", "ipc", "uts", "net", "mnt", "pid")
-_KIND = {"cgroup": "cgroup", "ipc": "ipc", "uts": "uts", "net": "network", "mnt": "mount", "pid": "pid"}
+# Join order: the user namespace first (a --userns-remap container's other
+# namespaces are owned by it), the mount namespace last but one (our /proc
+# paths vanish with it, so every fd is opened first), PID last.
+_ORDER = ("user", "cgroup", "ipc", "uts", "net", "mnt", "pid")
+_KIND = {"user": "user", "cgroup": "cgroup", "ipc": "ipc", "uts": "uts", "net": "network", "mnt": "mount",
+         "pid": "pid"}
 
 
 def exec_process(init_pid: int, spec: dict, process: dict, *, cgroup=None,

@@ -4,15 +4,14 @@ Hostile images are made by rewriting the bundled busybox tar (its /proc,
 /sys or /dev replaced by a symlink) and loading it with ``minibox import``.
 """
 
-import io
 import os
 import stat
 import tarfile
 import uuid
 
 import pytest
-
 from conftest import BUSYBOX_TAR, requires
+
 from minibox import syscalls as sc
 
 pytestmark = requires("overlay", "busybox")
@@ -20,9 +19,8 @@ pytestmark = requires("overlay", "busybox")
 
 def hostile_image(mb, tmp_path, name: str, target: str) -> str:
     """busybox with /<name> a symlink to ``target``; returns the image reference."""
-    src = tarfile.open(BUSYBOX_TAR)
     out_path = tmp_path / f"{name}-link.tar"
-    with src, tarfile.open(out_path, "w") as out:
+    with tarfile.open(BUSYBOX_TAR) as src, tarfile.open(out_path, "w") as out:
         for member in src.getmembers():
             norm = member.name.removeprefix("./").rstrip("/")
             if norm == name or norm.startswith(name + "/"):
