@@ -90,7 +90,7 @@ def is_alive(pid: int | None, start: int | None) -> bool:
 
 
 def save(root: str, rec: dict) -> None:
-    write_json(os.path.join(container_dir(root, rec["id"]), RECORD), rec)
+    write_json(os.path.join(container_dir(root, rec["id"]), RECORD), rec, durable=False)
 
 
 def load(root: str, cid: str) -> dict:
