@@ -14,8 +14,6 @@ keep working whatever the engine wrote; an absent or empty list means "no
 device restriction" (the OCI default).
 """
 
-from dataclasses import dataclass, field
-
 # Bits of an access mask, as the kernel's BPF_DEVCG_ACC_* (v1 uses letters).
 ACC_MKNOD, ACC_READ, ACC_WRITE = 1, 2, 4
 ACC_ALL = ACC_MKNOD | ACC_READ | ACC_WRITE
@@ -93,15 +91,25 @@ def v1_writes(rules: list[dict]) -> list[tuple[str, str]]:
             for r in effective_rules(rules)]
 
 
-@dataclass
 class Exception_:
-    kind: int        # DEV_BLOCK or DEV_CHAR
-    major: int       # ANY for a wildcard
-    minor: int
-    access: int
+    """One exception to the default verdict (no dataclasses: ~20 ms import on the start path)."""
+
+    __slots__ = ("kind", "major", "minor", "access")
+
+    def __init__(self, kind: int, major: int, minor: int, access: int):
+        self.kind = kind      # DEV_BLOCK or DEV_CHAR
+        self.major = major    # ANY for a wildcard
+        self.minor = minor
+        self.access = access
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Exception_) and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self) -> str:
+        return f"Exception_({self.kind}, {self.major}, {self.minor}, {self.access})"
 
 
-@dataclass
 class Emulator:
     """The v1 devices controller's state: a default verdict plus exceptions to it.
 
@@ -112,8 +120,9 @@ class Emulator:
     cgroup starts as its parent, assumed here to allow everything.
     """
 
-    default_allow: bool = True
-    exceptions: list[Exception_] = field(default_factory=list)
+    def __init__(self):
+        self.default_allow = True
+        self.exceptions: list[Exception_] = []
 
     @classmethod
     def of(cls, rules: list[dict]) -> "Emulator":
