@@ -37,17 +37,19 @@ def _refuse(message: str):
 
 
 def check_kernel_dirs(rootfs: str, mounts: list[dict] | None = None) -> None:
-    """Refuse a rootfs whose /proc, /sys, /dev — or any parent of a kernel
-    filesystem's mount point — is a symlink or a non-directory.
-
-    ``mounts`` (OCI mounts) adds the destinations of proc/sysfs/devpts/mqueue/
-    tmpfs/cgroup mounts, whose every component is checked with lstat.
+    """Refuse a rootfs whose /proc, /sys or /dev, or a component of a kernel
+    filesystem's mount point below them (/dev/pts, /sys/fs/cgroup ...), is a
+    symlink or a non-directory; every component is checked with lstat.
     """
     targets = set(KERNEL_DIRS)
     for m in mounts or ():
-        if m.get("type") not in (None, "bind", "none") and "bind" not in (m.get("options") or ()) \
-                and "rbind" not in (m.get("options") or ()):
-            targets.add(m["destination"])
+        opts = m.get("options") or ()
+        dest = m.get("destination") or ""
+        kernel_fs = m.get("type") not in (None, "bind", "none") and "bind" not in opts and "rbind" not in opts
+        # Only below /proc, /sys, /dev: elsewhere (--tmpfs /var/run, with /var/run -> /run in
+        # Debian images) secure_join resolves the link inside the rootfs, as runc does.
+        if kernel_fs and any(dest == d or dest.startswith(d + "/") for d in KERNEL_DIRS):
+            targets.add(dest)
     for dest in sorted(targets):
         parts = [p for p in dest.split("/") if p]
         current = rootfs
