@@ -39,8 +39,6 @@ def mount_overlay(store, img, upper: str, work: str, merged: str, idmap=None) ->
     --userns-remap container sees the image's files owned by its own root
     (see minibox.runtime.userns).
     """
-    from minibox import syscalls
-
     upper, work, merged = (os.path.abspath(p) for p in (upper, work, merged))
     lowers = store.lower_links(img)
     if not lowers:
@@ -52,26 +50,53 @@ def mount_overlay(store, img, upper: str, work: str, merged: str, idmap=None) ->
     try:
         os.chdir(store.dir)
         if idmap:
-            from minibox.runtime import userns
-
-            ns = userns.mapping_userns(*idmap)
-            try:
-                trees = [userns.idmapped_tree(lower, ns) for lower in lowers]
-            finally:
-                os.close(ns)
-            lowers = [f"/proc/self/fd/{fd}" for fd in trees]
-        opts = overlay_options(lowers, upper, work)
-        if len(opts) >= _page_size():
-            raise MiniboxError(
-                f"image {img.short_id}: {len(lowers)} layers give overlay options of {len(opts)} bytes, "
-                f"over the page size"
-            )
-        syscalls.mount("overlay", merged, "overlay", 0, opts)
+            trees = _mount_remapped(store, img, lowers, upper, work, merged, idmap)
+        else:
+            _mount(img, lowers, upper, work, merged)
     finally:
         for fd in trees:
             os.close(fd)
         os.fchdir(saved)
         os.close(saved)
+
+
+def _mount(img, lowers: list[str], upper: str, work: str, merged: str) -> None:
+    from minibox import syscalls
+
+    opts = overlay_options(lowers, upper, work)
+    if len(opts) >= _page_size():
+        raise MiniboxError(
+            f"image {img.short_id}: {len(lowers)} layers give overlay options of {len(opts)} bytes, "
+            f"over the page size"
+        )
+    syscalls.mount("overlay", merged, "overlay", 0, opts)
+
+
+def _mount_remapped(store, img, lowers, upper, work, merged, idmap) -> list[int]:
+    """Idmapped layers (5.19+); else, or with MINIBOX_USERNS_SHIFT=copy, shifted cached copies.
+
+    Returns the idmapped trees' fds, which the caller closes once mounted.
+    """
+    from minibox.runtime import userns
+
+    if os.environ.get("MINIBOX_USERNS_SHIFT") != "copy":
+        trees: list[int] = []
+        try:
+            ns = userns.mapping_userns(*idmap)
+            try:
+                trees = [userns.idmapped_tree(lower, ns) for lower in lowers]
+            finally:
+                os.close(ns)
+            _mount(img, [f"/proc/self/fd/{fd}" for fd in trees], upper, work, merged)
+            return trees
+        except SyscallError as exc:
+            for fd in trees:
+                os.close(fd)
+            if exc.errno not in (errno.EINVAL, errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+    cache = os.path.join(store.dir, "userns")
+    _mount(img, [userns.shifted_layer(lower, *idmap, cache) for lower in lowers], upper, work, merged)
+    return []
 
 
 def unmount_overlay(merged: str) -> None:

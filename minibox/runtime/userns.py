@@ -348,6 +348,49 @@ def idmapped_tree(path: str, userns_fd: int) -> int:
     return int(fd)
 
 
+def shift_id(value: int, mappings: list[dict]) -> int:
+    """A container id → the host id under OCI ``mappings`` (unmapped ids stay as they are)."""
+    for m in mappings:
+        if m["containerID"] <= value < m["containerID"] + m["size"]:
+            return m["hostID"] + value - m["containerID"]
+    return value
+
+
+def shifted_layer(layer: str, uid_maps: list[dict], gid_maps: list[dict], cache: str) -> str:
+    """A copy of ``layer`` with every owner shifted by the maps, made once and kept in ``cache``.
+
+    The fallback where the kernel cannot idmap overlay layers (before 5.19):
+    ``cp -a`` keeps whiteouts, xattrs (overlay's opaque markers), hard links
+    and modes; then every entry is lchown'ed. Built in a temp dir and renamed
+    into place, so a crash never leaves a half-shifted layer in the cache.
+    """
+    import hashlib
+    import shutil
+    import subprocess
+
+    key = hashlib.sha256(f"{os.path.realpath(layer)}|{map_text(uid_maps)}|{map_text(gid_maps)}".encode())
+    target = os.path.join(cache, key.hexdigest()[:32])
+    if os.path.isdir(target):
+        return target
+    os.makedirs(cache, mode=0o700, exist_ok=True)
+    tmp = f"{target}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    r = subprocess.run(["cp", "-a", "--reflink=auto", os.path.realpath(layer), tmp],
+                       capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise MiniboxError(f"cannot copy layer {layer} for --userns-remap: {r.stderr.strip()}")
+    for dirpath, dirnames, filenames in os.walk(tmp):
+        for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+            st = os.lstat(name)
+            mode = st.st_mode
+            os.lchown(name, shift_id(st.st_uid, uid_maps), shift_id(st.st_gid, gid_maps))
+            if not stat.S_ISLNK(mode) and mode & (stat.S_ISUID | stat.S_ISGID):
+                os.chmod(name, stat.S_IMODE(mode))  # chown clears set-id bits: put them back
+    os.rename(tmp, target)
+    return target
+
+
 def idmap_of(spec: dict) -> tuple[list[dict], list[dict]] | None:
     """The (uid maps, gid maps) a remapped container's layers must be shown through, else None."""
     linux = spec.get("linux") or {}

@@ -87,15 +87,21 @@ def test_file_created_in_a_bind_mount_belongs_to_the_mapped_uid(fresh_mb, remap_
         shutil.rmtree(host_dir)
 
 
-def test_image_files_appear_owned_by_root_and_stay_unprivileged(fresh_mb, remap_name):
+@pytest.mark.parametrize("shift", ["idmap", "copy"])
+def test_image_files_appear_owned_by_root_and_stay_unprivileged(fresh_mb, remap_name, shift):
+    """Idmapped layers (the kernel's way, 5.19+) and the shifted-copy fallback give the same view."""
     mb = fresh_mb
+    env = dict(os.environ, MINIBOX_USERNS_SHIFT=shift)
     r = mb("run", "--rm", "--network", "none", "--userns-remap", remap_name, "busybox", "sh", "-c",
            "ls -ln /bin/busybox /etc/passwd; echo '#' >> /etc/passwd && echo WROTE; "
-           "cat /proc/sys/kernel/hostname; echo 1 > /proc/sys/kernel/sysrq || echo DENIED")
+           "cat /proc/sys/kernel/hostname; echo 1 > /proc/sys/kernel/sysrq || echo DENIED", env=env)
     assert r.returncode == 0, r.stderr
     owners = [line.split()[2:4] for line in r.stdout.splitlines()[:2]]
     assert owners == [["0", "0"], ["0", "0"]], r.stdout
     assert "WROTE" in r.stdout and "DENIED" in r.stdout
+    cache = os.path.join(mb.root, "image", "userns")
+    if shift == "copy":  # (a kernel without idmapped layers falls back to copies for "idmap" too)
+        assert os.path.isdir(cache) and os.listdir(cache)
 
 
 def test_userns_host_opts_out(fresh_mb, remap_name):

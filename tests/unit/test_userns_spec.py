@@ -88,3 +88,10 @@ def test_flag_logic(monkeypatch):
     assert userns_remap(flags("--userns", "host")) is None
     with pytest.raises(UsageError, match="--userns"):
         userns_remap(flags("--userns", "private"))
+
+
+def test_shift_id():
+    maps = [{"containerID": 0, "hostID": 131072, "size": 65536}]
+    assert userns.shift_id(0, maps) == 131072
+    assert userns.shift_id(65535, maps) == 131072 + 65535
+    assert userns.shift_id(70000, maps) == 70000  # unmapped: left alone (shows as nobody)
