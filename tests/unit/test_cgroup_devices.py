@@ -13,8 +13,18 @@ import struct
 import pytest
 
 from minibox.cgroups import ebpf
-from minibox.cgroups.devices import (ACC_MKNOD, ACC_READ, ACC_WRITE, DENY_ALL, DEV_BLOCK, DEV_CHAR,
-                                     Emulator, effective_rules, is_allow_all, v1_writes)
+from minibox.cgroups.devices import (
+    ACC_MKNOD,
+    ACC_READ,
+    ACC_WRITE,
+    DENY_ALL,
+    DEV_BLOCK,
+    DEV_CHAR,
+    Emulator,
+    effective_rules,
+    is_allow_all,
+    v1_writes,
+)
 
 RW = ACC_READ | ACC_WRITE
 MASK32, MASK64 = (1 << 32) - 1, (1 << 64) - 1
