@@ -6,7 +6,6 @@ index stores and what ``images`` prints, as docker does. Pure logic, no I/O.
 """
 
 import re
-from dataclasses import dataclass
 
 from minibox.errors import UsageError
 
@@ -28,14 +27,30 @@ _SHA256_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _NAME_MAX = 255
 
 
-@dataclass(frozen=True)
 class Reference:
-    """A normalised reference; ``tag`` is None only when a digest pins it."""
+    """A normalised reference; ``tag`` is None only when a digest pins it.
 
-    domain: str
-    path: str
-    tag: str | None = None
-    digest: str | None = None
+    A plain class, not a dataclass: ``dataclasses`` pulls in ``inspect``,
+    which costs milliseconds on the path of every ``run``.
+    """
+
+    __slots__ = ("domain", "path", "tag", "digest")
+
+    def __init__(self, domain: str, path: str, tag: str | None = None, digest: str | None = None):
+        self.domain = domain
+        self.path = path
+        self.tag = tag
+        self.digest = digest
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Reference) and (self.domain, self.path, self.tag, self.digest) == (
+            other.domain, other.path, other.tag, other.digest)
+
+    def __hash__(self) -> int:
+        return hash((self.domain, self.path, self.tag, self.digest))
+
+    def __repr__(self) -> str:
+        return f"Reference({str(self)!r})"
 
     @property
     def repository(self) -> str:
