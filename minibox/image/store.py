@@ -145,7 +145,14 @@ class ImageStore:
                 pid = 0
             if pid == os.getpid() or (pid and fsutil.pid_alive(pid)):
                 continue
-            shutil.rmtree(self.path("tmp", name), ignore_errors=True)
+            path = self.path("tmp", name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
 
     # --- tag index ------------------------------------------------------------
     def _index(self) -> dict:

@@ -172,3 +172,12 @@ def test_blob_digest_and_size_mismatch_change_nothing(tmp_path):
     info = store.add_layer_blob(io.BytesIO(blob), blob_digest=good, blob_size=len(blob), label="L")
     assert info["blob"] == good and info["media_type"].endswith("+gzip") and store.has_blob(good)
     assert info["tar_size"] == len(raw.getvalue())
+
+
+def test_reap_tmp_removes_stale_files_too(tmp_path):
+    store = ImageStore(str(tmp_path / "root"))
+    store.ensure()
+    stale = tmp_path / "root/image/tmp/layer-999999999-abc.blob"
+    stale.write_bytes(b"partial")
+    store.reap_tmp()
+    assert not stale.exists()
