@@ -34,7 +34,7 @@ class Reference:
     which costs milliseconds on the path of every ``run``.
     """
 
-    __slots__ = ("domain", "path", "tag", "digest")
+    __slots__ = ("digest", "domain", "path", "tag")
 
     def __init__(self, domain: str, path: str, tag: str | None = None, digest: str | None = None):
         self.domain = domain

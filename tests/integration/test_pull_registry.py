@@ -446,3 +446,22 @@ def test_sigkill_during_pull_leaves_a_consistent_store(fault_front, tmp_path):
     assert r.returncode == 0, r.stderr
     assert os.listdir(store.path("tmp")) == []  # the dead pull's temp dirs are reaped
     assert len(store.resolve(name).layer_dirs()) == 4
+
+
+def test_ensure_image_pulls_only_when_missing(registry, tmp_path):
+    import io
+
+    from minibox.errors import NotFound
+    from minibox.image.pull import ensure_image
+
+    store = ImageStore(str(tmp_path / "root"))
+    name = f"{registry.host}/test/base:1"
+    with pytest.raises(NotFound):
+        ensure_image(store, name, pull_policy="never")
+    out = io.StringIO()
+    img = ensure_image(store, name, out=out)
+    text = out.getvalue()
+    assert text.startswith(f"Unable to find image '{name}' locally\n") and "Pull complete" in text
+    assert not text.rstrip().endswith(name)  # pull's closing reference line is not shown by run
+    out = io.StringIO()
+    assert ensure_image(store, name, out=out).id == img.id and out.getvalue() == ""
