@@ -465,3 +465,17 @@ def test_ensure_image_pulls_only_when_missing(registry, tmp_path):
     assert text.splitlines()[-1].startswith("Status: ")  # pull's closing reference line is not shown by run
     out = io.StringIO()
     assert ensure_image(store, name, out=out).id == img.id and out.getvalue() == ""
+
+
+def test_concurrent_pulls_share_one_copy_of_each_layer(registry, tmp_path):
+    root = tmp_path / "root"
+    names = [f"{registry.host}/test/multi:1", f"{registry.host}/test/multi:1", f"{registry.host}/test/base:1"]
+    procs = [subprocess.Popen([sys.executable, "-m", "minibox", "--root", str(root), "pull", "-q", n], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in names]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], results
+    store = ImageStore(str(root))
+    assert len(os.listdir(store.path("layers"))) == 3  # BASE shared by both images, MID, TOP
+    assert len(os.listdir(store.path("l"))) == 3
+    assert os.listdir(store.path("tmp")) == []
+    assert store.resolve(names[2]).layer_dirs()[0] == store.resolve(names[0]).layer_dirs()[0]
