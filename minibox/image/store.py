@@ -428,7 +428,9 @@ class ImageStore:
         from minibox.image import platform
 
         created = now_rfc3339()
-        comment = message or f"Imported from {path}"
+        # docker's wording: the CLI streams the file, so the daemon always sees "-";
+        # it also keeps the image id independent of where the tarball lay.
+        comment = message or "Imported from -"
         plat = platform.host()
         config = {
             "architecture": plat["architecture"],
@@ -465,7 +467,6 @@ class ImageStore:
             "Author": cfg.get("author", ""),
             "Config": cfg.get("config") or {},
             "Architecture": cfg.get("architecture", ""),
-            "Variant": cfg.get("variant"),
             "Os": cfg.get("os", ""),
             "Size": img.size,
             "GraphDriver": {"Name": "overlay2", "Data": {
@@ -474,6 +475,7 @@ class ImageStore:
                 "MergedDir": None, "WorkDir": None}},
             "RootFS": {"Type": "layers", "Layers": img.diff_ids},
             "Metadata": {"LastTagTime": img.meta.get("added", "")},
+            **({"Variant": cfg["variant"]} if cfg.get("variant") else {}),
         }
 
     def containers_using(self, image_id: str) -> list[str]:

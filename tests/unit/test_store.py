@@ -181,3 +181,16 @@ def test_reap_tmp_removes_stale_files_too(tmp_path):
     stale.write_bytes(b"partial")
     store.reap_tmp()
     assert not stale.exists()
+
+
+def test_import_is_reproducible_with_source_date_epoch(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
+    tar = rootfs_tar(tmp_path / "r.tar")
+    a = ImageStore(str(tmp_path / "a")).import_tarball(tar, "x:1", ['CMD ["sh"]'])
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    b = ImageStore(str(tmp_path / "b")).import_tarball(rootfs_tar(other / "copy.tar"), "x:1", ['CMD ["sh"]'])
+    assert a.id == b.id and a.created == "1970-01-01T00:00:00Z"
+    assert a.config["comment"] == "Imported from -"
+    view = ImageStore(str(tmp_path / "a")).inspect(a)
+    assert view["Id"] == a.id and view["RootFS"]["Layers"] == a.diff_ids and "Variant" not in view
