@@ -479,3 +479,19 @@ def test_concurrent_pulls_share_one_copy_of_each_layer(registry, tmp_path):
     assert len(os.listdir(store.path("l"))) == 3
     assert os.listdir(store.path("tmp")) == []
     assert store.resolve(names[2]).layer_dirs()[0] == store.resolve(names[0]).layer_dirs()[0]
+
+
+def test_pulled_image_saves_and_loads_to_the_same_image(registry, tmp_path):
+    root, other = tmp_path / "root", tmp_path / "other"
+    name = f"{registry.host}/test/multi:1"
+    assert minibox(root, "pull", "-q", name).returncode == 0
+    out = tmp_path / "multi.tar"
+    r = minibox(root, "save", "-o", str(out), name)
+    assert r.returncode == 0, r.stderr
+    r = minibox(other, "load", "-i", str(out))
+    assert r.returncode == 0 and r.stdout == f"Loaded image: {name}\n", r.stdout + r.stderr
+    a, b = ImageStore(str(root)).resolve(name), ImageStore(str(other)).resolve(name)
+    assert a.id == b.id and a.diff_ids == b.diff_ids
+    r = minibox(other, "history", name)
+    assert [line.split()[0] for line in r.stdout.splitlines()[1:]] == [b.short_id, "<missing>", "<missing>"]
+    assert "layer 2" in r.stdout.splitlines()[1]
