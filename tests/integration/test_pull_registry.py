@@ -13,6 +13,7 @@ import http.client
 import http.server
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -495,3 +496,18 @@ def test_pulled_image_saves_and_loads_to_the_same_image(registry, tmp_path):
     r = minibox(other, "history", name)
     assert [line.split()[0] for line in r.stdout.splitlines()[1:]] == [b.short_id, "<missing>", "<missing>"]
     assert "layer 2" in r.stdout.splitlines()[1]
+
+
+def test_loopback_registry_over_tls_with_a_self_signed_certificate(tmp_path_factory, tmp_path):
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make a certificate")
+    work = tmp_path_factory.mktemp("tlsreg")
+    reg = Registry(str(work), tls=True)
+    try:
+        lay = OCILayout(str(work / "oci"))
+        lay.tag(lay.image([BASE]), "t")
+        push(str(work / "oci"), "t", f"{reg.host}/tls/img:1")
+        r = minibox(tmp_path / "root", "pull", "-q", f"{reg.host}/tls/img:1")
+        assert r.returncode == 0, r.stderr
+    finally:
+        reg.stop()
