@@ -6,6 +6,7 @@ unit-tested without root. The drivers (v1.py, v2.py) only execute the plans
 returned by :func:`v1_writes` and :func:`v2_writes`.
 """
 
+import math
 import re
 
 from minibox.errors import UsageError
@@ -40,9 +41,9 @@ def parse_cpus(text: str, ncpu: int) -> int:
         value = float(text)
     except ValueError:
         raise UsageError(f"invalid value {text!r} for --cpus: expected a number such as 0.5 or 2") from None
-    nano = int(round(value * 1e9))
-    if value < 0 or value != value:
+    if value < 0 or math.isnan(value):
         raise UsageError(f"invalid value {text!r} for --cpus: must be positive")
+    nano = round(value * 1e9)
     if nano and (nano < 10_000_000 or nano > ncpu * 1_000_000_000):
         raise UsageError(
             f"range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available (--cpus {text})"

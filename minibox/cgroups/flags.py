@@ -76,16 +76,18 @@ def _throttle(values: list[str], flag: str, iops: bool) -> list[dict]:
     return out
 
 
-def resources_from_args(args, ncpu: int | None = None) -> dict:
+def resources_from_args(args, ncpu: int | None = None, update: bool = False) -> dict:
     """Parsed flags → OCI linux.resources (only what was set). UsageError on bad values.
 
     docker's rules: --memory-swap needs --memory and must be at least as large;
     without it a container gets as much swap as memory (memsw = 2 × memory);
-    --cpus conflicts with --cpu-period/--cpu-quota.
+    --cpus conflicts with --cpu-period/--cpu-quota. ``update=True`` (docker
+    update) changes only what is given: no implied swap, and --memory-swap
+    alone is checked by the kernel against the limit in force.
     """
     ncpu = ncpu or os.cpu_count() or 1
     res: dict = {}
-    get = lambda name: getattr(args, name, None)  # noqa: E731 (update has fewer flags)
+    get = lambda name: getattr(args, name, None)
 
     memory: dict = {}
     if get("memory") is not None:
@@ -96,13 +98,17 @@ def resources_from_args(args, ncpu: int | None = None) -> dict:
         swap = convert.parse_memory_swap(get("memory_swap"))
     else:
         swap = 0
-    if swap:  # 0 means unset, as in docker
+    if swap and update:
+        if swap != convert.UNLIMITED and memory.get("limit") and swap < memory["limit"]:
+            raise UsageError("minimum memoryswap limit should be larger than memory limit, see usage")
+        memory["swap"] = swap
+    elif swap:  # 0 means unset, as in docker
         if "limit" not in memory:
             raise UsageError("you should always set the memory limit when using the memoryswap limit (--memory)")
         if swap != convert.UNLIMITED and swap < memory["limit"]:
             raise UsageError("minimum memoryswap limit should be larger than memory limit, see usage")
         memory["swap"] = swap
-    elif memory.get("limit"):
+    elif memory.get("limit") and not update:
         memory["swap"] = 2 * memory["limit"]
     if get("memory_reservation") is not None:
         memory["reservation"] = convert.parse_bytes(get("memory_reservation"), "--memory-reservation")
@@ -169,3 +175,33 @@ def _cpuset_list(text: str, flag: str) -> str:
         if not lo.isdigit() or (hi and (not hi.isdigit() or int(hi) < int(lo))):
             raise UsageError(f"invalid value {text!r} for {flag}: expected a list such as 0-2,4")
     return text
+
+
+def host_config(resources: dict) -> dict:
+    """OCI linux.resources → docker's HostConfig fields, for ``inspect``."""
+    mem, cpu = resources.get("memory") or {}, resources.get("cpu") or {}
+    out = {}
+    for key, value in (
+        ("Memory", mem.get("limit")), ("MemorySwap", mem.get("swap")),
+        ("MemoryReservation", mem.get("reservation")), ("CpuShares", cpu.get("shares")),
+        ("CpuPeriod", cpu.get("period")), ("CpuQuota", cpu.get("quota")),
+        ("CpusetCpus", cpu.get("cpus")), ("CpusetMems", cpu.get("mems")),
+        ("PidsLimit", (resources.get("pids") or {}).get("limit")),
+        ("BlkioWeight", (resources.get("blockIO") or {}).get("weight")),
+    ):
+        if value is not None:
+            out[key] = value
+    if cpu.get("quota") and cpu.get("period") == convert.DEFAULT_CPU_PERIOD:
+        out["NanoCpus"] = cpu["quota"] * 10_000
+    return out
+
+
+def merge(old: dict, new: dict) -> dict:
+    """linux.resources ``old`` updated with ``new``, section by section (docker update keeps the rest)."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (old or {}).items()}
+    for section, values in new.items():
+        if isinstance(values, dict) and isinstance(out.get(section), dict):
+            out[section].update(values)
+        else:
+            out[section] = values
+    return out

@@ -137,3 +137,33 @@ def wait_until(predicate, timeout: float, step: float = 0.005) -> bool:
             return False
         time.sleep(step)
         step = min(step * 2, 0.05)
+
+
+def read_io(path: str, v2: bool) -> tuple[int, int]:
+    """(bytes read, bytes written) summed over devices; (0, 0) when the file is absent.
+
+    v2 io.stat: ``8:0 rbytes=N wbytes=N rios=...``; v1
+    blkio.throttle.io_service_bytes_recursive: ``8:0 Read N`` / ``8:0 Write N``.
+    """
+    try:
+        text = read(path)
+    except SyscallError as exc:
+        if exc.errno == errno.ENOENT:
+            return 0, 0
+        raise
+    rd = wr = 0
+    for line in text.splitlines():
+        parts = line.split()
+        if v2:
+            for kv in parts[1:]:
+                key, _, value = kv.partition("=")
+                if key == "rbytes":
+                    rd += int(value)
+                elif key == "wbytes":
+                    wr += int(value)
+        elif len(parts) == 3 and parts[2].isdigit():
+            if parts[1] == "Read":
+                rd += int(parts[2])
+            elif parts[1] == "Write":
+                wr += int(parts[2])
+    return rd, wr

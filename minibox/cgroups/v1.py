@@ -111,7 +111,11 @@ class V1Cgroup:
             return fs.read_int(p, default) if p else default
 
         limit = num("memory", "memory.limit_in_bytes", -1)
+        blkio = self._f("blkio", "blkio.throttle.io_service_bytes_recursive")
+        io_read, io_write = fs.read_io(blkio, v2=False) if blkio else (0, 0)
         return {
+            "io_read_bytes": io_read,
+            "io_write_bytes": io_write,
             "cpu_usage_ns": num("cpuacct", "cpuacct.usage", 0),
             "memory_usage": num("memory", "memory.usage_in_bytes", 0),
             # v1 reports "unlimited" as a huge page-aligned number.

@@ -61,7 +61,10 @@ class V2Cgroup:
         """Raw counters docker's ``stats`` is computed from."""
         cpu = fs.read_keyed(self._f("cpu.stat"))
         mem = fs.read_keyed(self._f("memory.stat"))
+        io_read, io_write = fs.read_io(self._f("io.stat"), v2=True)
         return {
+            "io_read_bytes": io_read,
+            "io_write_bytes": io_write,
             "cpu_usage_ns": cpu.get("usage_usec", 0) * 1000,
             "memory_usage": fs.read_int(self._f("memory.current"), 0),
             "memory_limit": fs.read_int(self._f("memory.max"), -1),

@@ -185,7 +185,8 @@ def test_freeze_thaw_and_kill_all(drv, cg):
         _release(ticker)
         ticker.stdout.readline()
         cg.freeze()
-        state = open(f"/proc/{ticker.pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        with open(f"/proc/{ticker.pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
         assert state in ("D", "S", "t")
         cg.thaw()
         ticker.stdout.readline()

@@ -91,7 +91,8 @@ def v2tree(tmp_path, monkeypatch):
         if os.path.isdir(path):
             return False
         os.mkdir(path)
-        enabled = [c.lstrip("+") for c in open(os.path.join(os.path.dirname(path), "cgroup.subtree_control")).read().split()]
+        with open(os.path.join(os.path.dirname(path), "cgroup.subtree_control")) as f:
+            enabled = [c.lstrip("+") for c in f.read().split()]
         _touch(os.path.join(path, "cgroup.controllers"), " ".join(enabled))
         for name in ["cgroup.subtree_control", "cgroup.procs", "cgroup.freeze", "cgroup.events", "cgroup.kill"]:
             _touch(os.path.join(path, name))
@@ -227,7 +228,7 @@ def test_v1_find(v1tree):
 
 
 def test_v2_create_enables_controllers_down_the_path(v2tree):
-    root, proc = v2tree
+    root, _ = v2tree
     drv = V2Driver(str(root), "/")
     cg = drv.create("minibox/c1")
     assert cg.paths() == {"unified": str(root / "minibox" / "c1")}
@@ -238,7 +239,7 @@ def test_v2_create_enables_controllers_down_the_path(v2tree):
 
 
 def test_v2_apply_and_stats(v2tree):
-    root, proc = v2tree
+    root, _ = v2tree
     cg = V2Driver(str(root), "/").create("minibox/c2")
     assert cg.apply({"memory": {"limit": 100 << 20, "swap": 200 << 20}, "cpu": {"quota": 50000, "period": 100000, "shares": 1024},
                      "pids": {"limit": 20}}) == []
@@ -255,7 +256,7 @@ def test_v2_apply_and_stats(v2tree):
 
 
 def test_v2_oom_killed_reads_memory_events(v2tree):
-    root, proc = v2tree
+    root, _ = v2tree
     cg = V2Driver(str(root), "/").create("minibox/c3")
     _touch(root / "minibox" / "c3" / "memory.events", "low 0\nhigh 0\nmax 5\noom 1\noom_kill 0\n")
     assert cg.oom_killed() is False
@@ -264,7 +265,7 @@ def test_v2_oom_killed_reads_memory_events(v2tree):
 
 
 def test_v2_controller_not_enabled_is_explained(v2tree):
-    root, proc = v2tree
+    root, _ = v2tree
     cg = V2Driver(str(root), "/").create("minibox/c4")
     os.unlink(root / "minibox" / "c4" / "pids.max")
     with pytest.raises(MiniboxError, match="pids controller is not enabled"):
@@ -272,7 +273,7 @@ def test_v2_controller_not_enabled_is_explained(v2tree):
 
 
 def test_v2_no_internal_process_rule_is_explained(v2tree, monkeypatch):
-    root, proc = v2tree
+    root, _ = v2tree
     (root / "session").mkdir()
     _touch(root / "session" / "cgroup.controllers", "cpu memory pids")
     _touch(root / "session" / "cgroup.subtree_control", "")
