@@ -426,7 +426,7 @@ def test_sigkill_during_pull_leaves_a_consistent_store(fault_front, tmp_path):
     host = fault_front("slow")
     root = tmp_path / "root"
     name = f"{host}/test/big:1"
-    proc = subprocess.Popen([sys.executable, "-m", "minibox", "--root", str(root), "pull", name], cwd=REPO,
+    proc = subprocess.Popen([*minibox_command(), "--root", str(root), "pull", name], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
@@ -471,7 +471,7 @@ def test_ensure_image_pulls_only_when_missing(registry, tmp_path):
 def test_concurrent_pulls_share_one_copy_of_each_layer(registry, tmp_path):
     root = tmp_path / "root"
     names = [f"{registry.host}/test/multi:1", f"{registry.host}/test/multi:1", f"{registry.host}/test/base:1"]
-    procs = [subprocess.Popen([sys.executable, "-m", "minibox", "--root", str(root), "pull", "-q", n], cwd=REPO,
+    procs = [subprocess.Popen([*minibox_command(), "--root", str(root), "pull", "-q", n], cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in names]
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], results
