@@ -44,10 +44,8 @@ def create(root: str, args, *, keep_mounted: bool = False, trace=None) -> dict:
         os.mkdir(cdir, 0o700)
         for path in rootfs.values():
             os.mkdir(path, 0o755)
-        mount_overlay(store, image, rootfs["diff"], rootfs["work"], rootfs["merged"])
+        mount_overlay(store, image, rootfs["diff"], rootfs["work"], rootfs["merged"], trace=trace)
         mounted = True
-        if trace:
-            trace(f"mount overlay {rootfs['merged']} (upperdir={rootfs['diff']})")
         rec = _new_record(cid, name, args, image, image_cfg, argv, rootfs)
         rec["rootfs"]["lower"] = list(reversed(image.layer_dirs()))  # docker lists the top layer first
         spec = build_spec(root, rec, args, image_cfg, argv)
@@ -271,13 +269,15 @@ def start(root: str, rec: dict, *, stdio=None, winsize: bytes | None = None, tra
     if not os.path.ismount(merged):
         store = ImageStore(root)
         mount_overlay(store, store.resolve(rec["image_id"]), rec["rootfs"]["upper"],
-                      rec["rootfs"]["work"], merged)
+                      rec["rootfs"]["work"], merged, trace=trace)
     init = None
     try:
         init = process.create(spec, cdir, stdio=stdio, trace=trace)
         if init.cgroup is not None:
             rec["cgroup_paths"] = init.cgroup.paths()
         _connect_network(root, rec, init.pid)
+        if trace and rec.get("network"):
+            _trace_network(trace, rec["network"], init.pid)
         init.start(winsize)
     except BaseException as exc:
         if init is not None:
@@ -309,6 +309,15 @@ def _connect_network(root: str, rec: dict, pid: int) -> None:
     etcfiles.write_all(records.container_dir(root, rec["id"]), rec["config"]["Hostname"],
                        rec["network"].get("ip"), extra_hosts=extra,
                        dns=rec["host_config"].get("Dns") or ())
+
+
+def _trace_network(trace, ep: dict, pid: int) -> None:
+    trace(f"veth {ep.get('host_veth')} (host, on {ep.get('bridge') or ep.get('network')}) <-> "
+          f"eth0 (in /proc/{pid}/ns/net)")
+    trace(f"ip addr add {ep.get('ip')}/{ep.get('prefixlen')} dev eth0; "
+          f"ip route add default via {ep.get('gateway')}; mac {ep.get('mac')}")
+    for port in ep.get("ports") or []:
+        trace(f"publish {port}")
 
 
 class _NetArgs:
