@@ -385,7 +385,7 @@ def _open_cgroup(rec: dict):
         return None
 
 
-def release_runtime(root: str, rec: dict, cgroup=None) -> None:
+def release_runtime(root: str, rec: dict, cgroup=None, trace=None) -> None:
     """Undo start(): network, cgroup, rootfs mount. Idempotent, tolerates partial setup."""
     from minibox.image.overlay import unmount_overlay
 
@@ -394,6 +394,9 @@ def release_runtime(root: str, rec: dict, cgroup=None) -> None:
         try:
             from minibox import network
 
+            if trace:
+                trace(f"ip link del {rec['network'].get('host_veth')} (its eth0 peer goes with it); "
+                      f"release {rec['network'].get('ip')}")
             network.disconnect(root, rec["id"], rec["network"])
             rec["network"] = None
         except Exception as exc:  # noqa: BLE001 - keep releasing the rest
@@ -401,11 +404,17 @@ def release_runtime(root: str, rec: dict, cgroup=None) -> None:
     if cgroup is None and rec.get("cgroup_paths"):
         cgroup = _open_cgroup(rec)
     if cgroup is not None:
+        if trace:
+            for cpath in dict.fromkeys(cgroup.paths().values()):
+                if os.path.isdir(cpath):
+                    trace(f"cgroup rmdir {cpath}")
         try:
             cgroup.destroy()
             rec["cgroup_paths"] = {}
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
+    if trace and os.path.ismount(rec["rootfs"]["merged"]):
+        trace(f"umount2 {rec['rootfs']['merged']} (the overlay)")
     try:
         unmount_overlay(rec["rootfs"]["merged"])
     except Exception as exc:  # noqa: BLE001
@@ -418,7 +427,7 @@ def release_runtime(root: str, rec: dict, cgroup=None) -> None:
 # ------------------------------------------------------------------ removing
 
 
-def remove(root: str, ref: str, force: bool = False, volumes: bool = False) -> str:
+def remove(root: str, ref: str, force: bool = False, volumes: bool = False, trace=None) -> str:
     """docker rm: refuse a running container unless ``force`` (then SIGKILL it first)."""
     cid = records.resolve(root, ref)
     rec = records.load(root, cid)
@@ -427,6 +436,8 @@ def remove(root: str, ref: str, force: bool = False, volumes: bool = False) -> s
         if not force:
             raise Conflict(f"cannot remove container \"{rec['name']}\": container is running: "
                            "stop the container before removing or force remove")
+        if trace:
+            trace(f"kill({state['pid']}, SIGKILL)")
         kill(rec, signal.SIGKILL)
         _wait_gone(state["pid"], state["pid_start"])
         # Let its monitor record the exit and release what it holds first.
@@ -436,7 +447,9 @@ def remove(root: str, ref: str, force: bool = False, volumes: bool = False) -> s
         if rec["state"]["status"] in ("running", "paused"):
             raise Conflict(f"container {cid} is still running")
         crashed = bool(rec["state"].get("needs_cleanup"))
-        release_runtime(root, rec)
+        release_runtime(root, rec, trace=trace)
+        if trace:
+            trace(f"rm -r {records.container_dir(root, cid)} (config.json, the writable layer diff/)")
         _remove_locked(root, rec, volumes)
     if crashed and _uses_bridge(rec):
         # A runtime killed between connecting and saving the record left a
