@@ -9,7 +9,6 @@ failure half-way leaves nothing behind.
 """
 
 import os
-import shutil
 import signal
 
 from minibox.engine import etcfiles, options, records
@@ -54,6 +53,8 @@ def create(root: str, args, *, keep_mounted: bool = False, trace=None) -> dict:
         ocispec.save(cdir, spec)
         records.save(root, rec)
     except BaseException:
+        import shutil
+
         if mounted:
             unmount_overlay(rootfs["merged"])
         shutil.rmtree(cdir, ignore_errors=True)
@@ -466,6 +467,8 @@ def _uses_bridge(rec: dict) -> bool:
 
 
 def _remove_locked(root: str, rec: dict, volumes: bool) -> None:
+    import shutil
+
     cid = rec["id"]
     if volumes:
         from minibox.engine import volumes as vols

@@ -15,7 +15,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 import threading
 import urllib.parse
 
@@ -32,6 +31,7 @@ from imgreg import (
 
 from minibox.image.overlay import mount_overlay, unmount_overlay
 from minibox.image.store import ImageStore
+from conftest import minibox_command  # the installed console script, as a user runs it
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 pytestmark = [pytest.mark.root, pytest.mark.skipif(bool(missing_tools()), reason=missing_tools() or "")]
@@ -44,7 +44,7 @@ TOP = tar_layer((".wh.gone", "f", b""), ("dir", "d", b""), ("dir/.wh..wh..opq", 
 
 
 def minibox(root, *args, input=None, env=None):
-    return subprocess.run([sys.executable, "-m", "minibox", "--root", str(root), *args], cwd=REPO,
+    return subprocess.run([*minibox_command(), "--root", str(root), *args], cwd=REPO,
                           capture_output=True, text=True, timeout=120, input=input, env=env, check=False)
 
 
