@@ -217,7 +217,7 @@ def test_lab4_two_containers_share_the_image_layers_but_not_their_writes(both):
         assert run("run", "-d", "--name", a, "--network", "none", "busybox", "sh", "-c",
                    "echo hi > /hello.txt; sleep 300").returncode == 0
         assert run("run", "-d", "--name", b, "--network", "none", "busybox", "sleep", "300").returncode == 0
-        assert wait_until(lambda: run("exec", a, "test", "-f", "/hello.txt").returncode == 0)
+        assert wait_until(lambda run=run, a=a: run("exec", a, "test", "-f", "/hello.txt").returncode == 0)
         ga, gb = inspect(run, a)["GraphDriver"], inspect(run, b)["GraphDriver"]
         lowers_a, lowers_b = _lower_layers(ga["Data"]), _lower_layers(gb["Data"])
         diff = run("diff", a).stdout.split("\n")
@@ -384,6 +384,15 @@ def test_lab7_dockerignore_keeps_files_out_of_the_context_and_the_image(both, co
 # ------------------------------------------------------ lab 8: why internals matter
 
 
+def _is_sleep(pid: int) -> bool:
+    """Is ``pid`` (still) a sleep process? False once it has exited and been reaped."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().startswith(b"sleep")
+    except OSError:
+        return False
+
+
 def test_lab8_a_container_stops_when_its_process_stops(both):
     sides, created = both
     facts = {}
@@ -392,10 +401,9 @@ def test_lab8_a_container_stops_when_its_process_stops(both):
         created[side].append(name)
         assert run("run", "-d", "--name", name, "--network", "none", "busybox", "sleep", "1").returncode == 0
         pid = inspect(run, name)["State"]["Pid"]
-        assert wait_until(lambda: inspect(run, name)["State"]["Status"] == "exited")
+        assert wait_until(lambda run=run, name=name: inspect(run, name)["State"]["Status"] == "exited")
         state = inspect(run, name)["State"]
-        facts[side] = (state["Status"], state["ExitCode"], os.path.exists(f"/proc/{pid}/cmdline")
-                       and b"sleep" in open(f"/proc/{pid}/cmdline", "rb").read())
+        facts[side] = (state["Status"], state["ExitCode"], _is_sleep(pid))
     same(facts, ("exited", 0, False))
 
 
@@ -450,7 +458,7 @@ def test_lab8_a_published_port_reaches_the_server_inside(both):
         assert r.returncode == 0, r.stderr
         body = None
 
-        def fetch():
+        def fetch(port=port):
             nonlocal body
             try:
                 body = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
