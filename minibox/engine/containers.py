@@ -442,6 +442,9 @@ def remove(root: str, ref: str, force: bool = False, volumes: bool = False, trac
         kill(rec, signal.SIGKILL)
         _wait_gone(state["pid"], state["pid_start"])
         # Let its monitor record the exit and release what it holds first.
+        if trace:
+            trace(f"wait for monitor {state.get('monitor_pid')}: it records the exit and releases "
+                  "the veth, the cgroup and the overlay")
         _wait_gone(state.get("monitor_pid"), state.get("monitor_start"))
     with records.locked(root, cid):
         rec = records.load(root, cid)

@@ -74,3 +74,62 @@ def test_without_trace_nothing_is_printed_and_the_trace_module_is_not_loaded(mb)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "import 'minibox.runtime.tracing'" not in r.stderr
     assert "import 'minibox.commands.run'" in r.stderr  # the probe itself works
+
+
+def test_detached_trace_reaches_the_cli_not_the_container_log(mb):
+    r = mb("run", "-d", "--trace", "--network", "none", "busybox", "sh", "-c", "echo logged; sleep 30")
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    try:
+        lines = trace_lines(r.stderr)
+        index_of(lines, r"^pivot_root ")
+        index_of(lines, r'^execve /bin/sh \["sh", "-c", "echo logged; sleep 30"\]$')
+        logs = mb("logs", cid)
+        assert logs.stdout == "logged\n" and "[trace]" not in logs.stderr
+    finally:
+        mb("rm", "-f", cid)
+
+
+def test_exec_and_rm_trace_what_they_join_and_undo(mb):
+    r = mb("run", "-d", "-m", "64m", "busybox", "sleep", "30")
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    try:
+        e = mb("exec", "--trace", cid, "hostname")
+        assert e.returncode == 0 and e.stdout.strip() == cid[:12], e.stderr
+        lines = trace_lines(e.stderr)
+        joined = index_of(lines, r"^cgroup write \S+/cgroup\.procs = \d+$")
+        setns = [index_of(lines, rf"^setns {ns} ") for ns in ("ipc", "uts", "net", "mnt", "pid")]
+        execve = index_of(lines, r'^execve /bin/hostname \["hostname"\]$')
+        assert joined < min(setns) and max(setns) < execve
+    finally:
+        r = mb("rm", "-f", "--trace", cid)
+    assert r.returncode == 0, r.stderr
+    lines = trace_lines(r.stderr)
+    kill = index_of(lines, r"^kill\(\d+, SIGKILL\)$")
+    monitor = index_of(lines, r"^wait for monitor \d+")
+    gone = index_of(lines, rf"^rm -r \S+/containers/{cid} ")
+    assert kill < monitor < gone
+
+
+def test_rm_trace_of_a_created_container_shows_the_overlay_and_dir_removed(mb):
+    r = mb("create", "--network", "none", "busybox", "true")
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    r = mb("rm", "--trace", cid)
+    assert r.returncode == 0, r.stderr
+    lines = trace_lines(r.stderr)
+    assert index_of(lines, rf"^rm -r \S+/containers/{cid} ") == len(lines) - 1
+
+
+def test_build_trace_shows_the_run_step_container(mb, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN echo built > /f\n")
+    tag = f"trace-{os.urandom(4).hex()}"
+    r = mb("build", "--trace", "--no-cache", "-t", tag, str(tmp_path))
+    try:
+        assert r.returncode == 0, r.stderr
+        lines = trace_lines(r.stderr)
+        assert index_of(lines, r"unshare\(.*CLONE_NEWNS") < index_of(lines, r"^pivot_root ") < \
+            index_of(lines, r'^execve /bin/sh \["/bin/sh", "-c", "echo built > /f"\]$')
+    finally:
+        mb("rmi", tag)
