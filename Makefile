@@ -11,7 +11,7 @@ APT_PACKAGES = busybox-static libcap-dev libseccomp-dev gcc libc6-dev python3-ve
                iproute2 iptables tar util-linux
 # What the integration tests use beyond the runtime's own needs: a real registry
 # and real images, and qemu for the cgroup v2 VM.
-TEST_APT_PACKAGES = docker-registry skopeo umoci qemu-system-x86 dpkg-dev cpio
+TEST_APT_PACKAGES = docker-registry skopeo umoci openssl zstd qemu-system-x86 dpkg-dev cpio runc
 TEST_ARGS  ?=
 VM_TESTS   ?= tests/integration/test_cgroups_real.py tests/integration/test_run.py \
               tests/integration/test_image_overlay.py tests/integration/test_network.py

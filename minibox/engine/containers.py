@@ -28,7 +28,7 @@ def create(root: str, args, *, keep_mounted: bool = False, trace=None) -> dict:
     records.ensure_root(root)
     _validate(args)
     store = ImageStore(root)
-    image = store.resolve(args.image)
+    image = _image_for(store, args)
     image_cfg = image.config.get("config") or {}
     argv = options.command_line(image_cfg, args.entrypoint, args.command)
     if not argv:
@@ -63,6 +63,21 @@ def create(root: str, args, *, keep_mounted: bool = False, trace=None) -> dict:
     if not keep_mounted:
         unmount_overlay(rootfs["merged"])
     return rec
+
+
+def _image_for(store, args):
+    """The local image, pulled first when missing (docker's ``--pull missing``) or ``always``."""
+    policy = getattr(args, "pull", None) or "missing"
+    if policy != "always":
+        try:
+            return store.resolve(args.image)
+        except NotFound:
+            if policy == "never":
+                raise
+    from minibox.image.pull import ensure_image  # the registry client loads only when needed
+
+    return ensure_image(store, args.image, pull_policy=policy, platform=getattr(args, "platform", None),
+                        quiet=getattr(args, "quiet", False))
 
 
 def _validate(args) -> None:
