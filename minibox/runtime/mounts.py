@@ -240,6 +240,8 @@ def _make_devices(rootfs: str, devices: list[dict]) -> None:
         except OSError as exc:
             raise SyscallError(exc.errno, "mknod", path) from None
     for target, link in DEV_SYMLINKS:
+        if target == "/proc/kcore" and not os.path.exists(target):
+            continue  # kernels without CONFIG_PROC_KCORE: no dangling /dev/core (as runc)
         path = secure_join(rootfs, link)
         if not os.path.lexists(path):
             os.symlink(target, path)
