@@ -30,19 +30,25 @@ def overlay_options(lowers: list[str], upper: str, work: str) -> str:
     return opts
 
 
-def mount_overlay(store, img, upper: str, work: str, merged: str, idmap=None) -> None:
+def mount_overlay(store, img, upper: str, work: str, merged: str, trace=None, idmap=None) -> None:
     """Mount ``img``'s layers (read-only) + ``upper`` (writable) on ``merged``.
 
     ``upper``, ``work`` and ``merged`` must exist; they are made absolute
-    because the mount runs with the store dir as its cwd. ``idmap`` (uid
-    maps, gid maps) shows every layer through an idmapped mount, so a
-    --userns-remap container sees the image's files owned by its own root
-    (see minibox.runtime.userns).
+    because the mount runs with the store dir as its cwd. ``trace``
+    (``run --trace``) gets the mount call with its options, and where each
+    short lowerdir link leads. ``idmap`` (uid maps, gid maps) shows every
+    layer through an idmapped mount, so a --userns-remap container sees the
+    image's files owned by its own root (see minibox.runtime.userns).
     """
     upper, work, merged = (os.path.abspath(p) for p in (upper, work, merged))
     lowers = store.lower_links(img)
     if not lowers:
         raise MiniboxError(f"image {img.short_id} has no layers")
+    if trace:
+        trace(f"mount overlay overlay -> {merged} ({overlay_options(lowers, upper, work)}) [cwd {store.dir}]"
+              + (" [layers idmapped]" if idmap else ""))
+        for link in lowers:
+            trace(f"  lowerdir {link} = {os.path.realpath(os.path.join(store.dir, link))} (read-only)")
     # chdir is process-wide: restore it even if the mount fails. Callers mount
     # before they start threads that depend on the cwd.
     saved = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
