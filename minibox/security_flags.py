@@ -292,6 +292,7 @@ def _apply_userns(spec: dict, args, privileged: bool) -> None:
     rootfs = (spec.get("root") or {}).get("path")
     if rootfs and os.path.isabs(rootfs) and os.path.isdir(rootfs):
         userns.prepare_rootfs(rootfs, uid[0], gid[0])
+        userns.prepare_volumes(spec, rootfs, uid[0], gid[0])
 
 
 def _add_device(dev_list: list[dict], entry: dict) -> None:

@@ -146,6 +146,26 @@ def prepare_rootfs(rootfs: str, uid: int, gid: int) -> None:
         d = os.path.dirname(d)
 
 
+def prepare_volumes(spec: dict, rootfs: str, uid: int, gid: int) -> None:
+    """Named volumes (``<root>/volumes/<name>/_data``) of a remapped container: make their
+    parents traversable (0711) and a volume still owned by host root the mapped root's, as
+    dockerd does for volumes of a remapped daemon. Host bind mounts are left as they are."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(rootfs))))
+    volumes = os.path.join(root, "volumes")
+    for m in spec.get("mounts") or ():
+        source = os.path.abspath(m.get("source") or "")
+        if m.get("type") != "bind" or not source.startswith(volumes + "/") \
+                or os.path.basename(source) != "_data":
+            continue
+        for d in (volumes, os.path.dirname(source)):
+            st = os.stat(d)
+            if st.st_uid == 0 and not st.st_mode & 0o001:
+                os.chmod(d, stat.S_IMODE(st.st_mode) | 0o111)
+        st = os.stat(source)
+        if (st.st_uid, st.st_gid) == (0, 0):
+            os.chown(source, uid, gid)
+
+
 def host_device_paths(devices: list[dict], root: str = "/dev") -> dict:
     """(type, major, minor) → host path for the devices whose node is not at the same path."""
     wanted = {(d.get("type", "c"), d["major"], d["minor"]) for d in devices}

@@ -117,3 +117,18 @@ def test_privileged_needs_userns_host(fresh_mb, remap_name):
     r = fresh_mb("run", "--rm", "--network", "none", "--userns-remap", remap_name, "--privileged",
                  "busybox", "true")
     assert r.returncode == 125 and "--userns=host" in r.stderr
+
+
+def test_named_volume_is_the_mapped_roots(fresh_mb, remap_name):
+    mb = fresh_mb
+    vol = f"mbt-vol-{uuid.uuid4().hex[:8]}"
+    r = mb("run", "--rm", "--network", "none", "--userns-remap", remap_name, "-v", f"{vol}:/data", "busybox",
+           "sh", "-c", "touch /data/made-inside && ls -ln /data")
+    try:
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split()[-7:-5] == ["0", "0"], r.stdout
+        data = os.path.join(mb.root, "volumes", vol, "_data")
+        st = os.stat(os.path.join(data, "made-inside"))
+        assert st.st_uid == _range(userns.SUBUID, remap_name)[0]
+    finally:
+        mb("volume", "rm", vol)
