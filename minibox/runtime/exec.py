@@ -35,6 +35,8 @@ def exec_process(init_pid: int, spec: dict, process: dict, *, cgroup=None,
         path = f"/proc/{init_pid}/ns/{name}"
         if os.path.exists(path) and os.readlink(path) != os.readlink(f"/proc/self/ns/{name}"):
             ns_fds.append((name, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
+    # The init's root directory, entered after the mount namespace (hygiene.enter_root).
+    ns_fds.append(("root", os.open(f"/proc/{init_pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)))
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     parent_sock = child_sock = None
     if process.get("terminal"):
@@ -81,6 +83,10 @@ def _helper(spec, ns_fds, cgroup, err_w, err_r, stdio, console_sock, parent_sock
             cgroup.add(os.getpid())
         security = proc._preload(spec)
         for name, fd in ns_fds:
+            if name == "root":
+                hygiene.enter_root(fd)
+                os.close(fd)
+                continue
             if trace:
                 trace(f"setns {name} (the init's /proc/PID/ns/{name})")
             sc.setns(fd, sc.NAMESPACE_FLAGS[_KIND[name]], name)

@@ -89,6 +89,22 @@ def enter_cwd(cwd: str) -> None:
                       "(a path through /proc/*/fd or a link out of the root)")
 
 
+def enter_root(root_fd: int) -> None:
+    """chroot to the container init's root (an fd of /proc/<init>/root) after setns(mnt).
+
+    setns into a mount namespace puts the caller at the namespace's root
+    mount, which is the container's root only if the init's pivot_root made
+    it so; when the runtime itself runs chrooted (a build sandbox, the VM
+    harness) it is the host's tree. Entering the init's own root directory
+    makes ``exec`` land exactly where the init is, as ``nsenter -r`` does.
+    """
+    try:
+        os.fchdir(root_fd)
+        os.chroot(".")
+    except OSError as exc:
+        raise SyscallError(exc.errno, "chroot", "/proc/<init>/root") from None
+
+
 def _ident(path: str) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
