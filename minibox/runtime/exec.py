@@ -93,6 +93,10 @@ def _helper(spec, ns_fds, cgroup, err_w, err_r, stdio, console_sock, parent_sock
 def _exec(spec: dict, security, stdio, console_sock) -> None:
     process = spec["process"]
     proc.reset_signals()
+    # A session of its own: a pty can only become the controlling terminal
+    # of a session leader (TIOCSCTTY fails with EPERM otherwise), and the
+    # helper above, our parent, leads the session it made.
+    os.setsid()
     if stdio is not None:
         for target, fd in enumerate(stdio):
             if fd != target:
