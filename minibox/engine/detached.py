@@ -70,6 +70,7 @@ def _monitor(root: str, rec: dict, notify_w: int) -> None:
         for fd in (out_r, err_r, notify_w):
             os.set_inheritable(fd, True)
         cdir = records.container_dir(root, rec["id"])
+        _pin_import_path()
         os.execv(monitor, [
             monitor, "--pid", str(init.pid),
             "--log", os.path.join(cdir, f"{rec['id']}-json.log"),
@@ -82,6 +83,20 @@ def _monitor(root: str, rec: dict, notify_w: int) -> None:
     except BaseException as exc:  # noqa: BLE001 - the CLI must hear about it
         _tell(notify_w, f"{exc.__class__.__name__}: {exc}", 125)
     os._exit(1)
+
+
+def _pin_import_path() -> None:
+    """Let ``python -m minibox _finish`` find this very package after our chdir("/").
+
+    A relative PYTHONPATH (a dev tree run as ``PYTHONPATH=. python3 -m
+    minibox``) means nothing from "/": the exit would never be recorded and
+    the container's cgroup and mount would stay until ``rm -f``.
+    """
+    import minibox
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(minibox.__file__)))
+    paths = [os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join([here] + [p for p in paths if p != here])
 
 
 def _tell(fd: int, message: str, code: int) -> None:

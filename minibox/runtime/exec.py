@@ -76,6 +76,12 @@ def _helper(spec, ns_fds, cgroup, err_w, err_r, stdio, console_sock, parent_sock
             os.close(err_w)
             if console_sock is not None:
                 console_sock.close()
+            # Only the command needs the caller's stdio. Holding it here would
+            # keep the caller's pipes open after ``exec -d`` returned.
+            devnull = os.open("/dev/null", os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            os.close(devnull)
             _, status = os.waitpid(child, 0)
             code = os.waitstatus_to_exitcode(status)
             os._exit(128 - code if code < 0 else code)
