@@ -405,6 +405,33 @@ def test_start_attach_and_interactive(mb, ctr):
     assert (r.returncode, r.stdout) == (0, "SHOUT\n"), r.stderr
 
 
+def test_run_d_i_then_attach_feeds_stdin_and_splits_the_streams(mb, ctr):
+    name = ctr()
+    detached(mb, name, "-i", "busybox", "sh", "-c", "read x; echo got $x; read y; echo $y >&2; exit 4")
+    r = mb("attach", name, input="hello\nworld\n", timeout=20)
+    assert (r.returncode, r.stdout, r.stderr) == (4, "got hello\n", "world\n")
+    logs = mb("logs", name, check=True)
+    assert (logs.stdout, logs.stderr) == ("got hello\n", "world\n")
+    r = mb("attach", name)
+    assert r.returncode == 125 and "You cannot attach to a stopped container, start it first" in r.stderr
+
+
+def test_attach_without_stdin_sees_later_output_and_the_exit_code(mb, ctr):
+    name = ctr()
+    detached(mb, name, "busybox", "sh", "-c", "sleep 1; echo late; exit 3")
+    r = mb("attach", name, timeout=20)
+    assert (r.returncode, r.stdout) == (3, "late\n"), r.stderr
+
+
+def test_attach_to_a_tty_container_is_raw(mb, ctr):
+    name = ctr()
+    detached(mb, name, "-t", "busybox", "sh", "-c", "sleep 1; tty; exit 2")
+    r = mb("attach", name, timeout=20)
+    # text mode reads the pty's "\r\n" as "\n"; a frame header would show as "\x01\x00..."
+    assert (r.returncode, r.stdout) == (2, "/dev/pts/0\n"), r.stderr
+    assert mb("logs", name, check=True).stdout == "/dev/pts/0\n"
+
+
 # ------------------------------------------------------------------ the state machine
 
 
