@@ -40,8 +40,12 @@ def create(root: str, args, *, keep_mounted: bool = False, trace=None) -> dict:
     cdir = records.container_dir(root, cid)
     rootfs = {d: os.path.join(cdir, d) for d in ("diff", "work", "merged")}
     mounted = False
+    lock = None
     try:
         os.mkdir(cdir, 0o700)
+        # Held until the record exists: a ``rm -f`` that finds this dir
+        # without a record waits for us, and cleans up only if we died.
+        lock = records.locked(root, cid).__enter__()
         for path in rootfs.values():
             os.mkdir(path, 0o755)
         mount_overlay(store, image, rootfs["diff"], rootfs["work"], rootfs["merged"])
@@ -61,6 +65,9 @@ def create(root: str, args, *, keep_mounted: bool = False, trace=None) -> dict:
         shutil.rmtree(cdir, ignore_errors=True)
         records.release_name(root, name, cid)
         raise
+    finally:
+        if lock is not None:
+            lock.__exit__(None, None, None)
     if not keep_mounted:
         unmount_overlay(rootfs["merged"])
     return rec
@@ -273,6 +280,7 @@ def start(root: str, rec: dict, *, stdio=None, winsize: bytes | None = None, tra
         mount_overlay(store, store.resolve(rec["image_id"]), rec["rootfs"]["upper"],
                       rec["rootfs"]["work"], merged)
     init = None
+    records.mark_starting(root, rec["id"])
     try:
         init = process.create(spec, cdir, stdio=stdio, trace=trace)
         if init.cgroup is not None:
@@ -286,6 +294,7 @@ def start(root: str, rec: dict, *, stdio=None, winsize: bytes | None = None, tra
         release_runtime(root, rec, getattr(init, "cgroup", None))
         _mark_exited(rec, getattr(exc, "exit_code", 125))
         records.save(root, rec)
+        records.clear_starting(root, rec["id"])
         raise
     state = rec["state"]
     state.update(status="running", running=True, pid=init.pid,
@@ -294,6 +303,7 @@ def start(root: str, rec: dict, *, stdio=None, winsize: bytes | None = None, tra
                  monitor_pid=os.getpid(), monitor_start=records.pid_start_time(os.getpid()))
     state.pop("needs_cleanup", None)
     records.save(root, rec)
+    records.clear_starting(root, rec["id"])
     return init
 
 
@@ -376,6 +386,17 @@ def _open_cgroup(rec: dict):
         return None
 
 
+def _find_cgroup(root: str, rec: dict):
+    """The cgroup of a start that was killed before it saved the cgroup's paths."""
+    try:
+        from minibox.cgroups import open_driver
+
+        path = ocispec.load(records.container_dir(root, rec["id"]))["linux"]["cgroupsPath"]
+        return open_driver().find(path)
+    except (ImportError, OSError, KeyError, MiniboxError):
+        return None
+
+
 def release_runtime(root: str, rec: dict, cgroup=None) -> None:
     """Undo start(): network, cgroup, rootfs mount. Idempotent, tolerates partial setup."""
     from minibox.image.overlay import unmount_overlay
@@ -391,6 +412,8 @@ def release_runtime(root: str, rec: dict, cgroup=None) -> None:
             errors.append(exc)
     if cgroup is None and rec.get("cgroup_paths"):
         cgroup = _open_cgroup(rec)
+    if cgroup is None and rec["state"].get("needs_cleanup"):
+        cgroup = _find_cgroup(root, rec)
     if cgroup is not None:
         try:
             cgroup.destroy()
@@ -412,7 +435,11 @@ def release_runtime(root: str, rec: dict, cgroup=None) -> None:
 def remove(root: str, ref: str, force: bool = False, volumes: bool = False) -> str:
     """docker rm: refuse a running container unless ``force`` (then SIGKILL it first)."""
     cid = records.resolve(root, ref)
-    rec = records.load(root, cid)
+    try:
+        rec = records.load(root, cid)
+    except NotFound:
+        _remove_unfinished(root, cid)
+        return cid
     state = rec["state"]
     if state["status"] in ("running", "paused"):
         if not force:
@@ -436,6 +463,28 @@ def remove(root: str, ref: str, force: bool = False, volumes: bool = False) -> s
 
         network.prune_stale(root)
     return cid
+
+
+def _remove_unfinished(root: str, cid: str) -> None:
+    """rm of a dir whose ``create`` was killed before it wrote the record.
+
+    create holds the dir's lock until the record exists, so once we hold it
+    and there still is no record, nobody will write one: unmount, delete, and
+    free the name.
+    """
+    from minibox.image.overlay import unmount_overlay
+
+    with records.locked(root, cid):
+        if os.path.exists(os.path.join(records.container_dir(root, cid), records.RECORD)):
+            raise Conflict(f"container {cid} was created meanwhile, try again")
+        cdir = records.container_dir(root, cid)
+        unmount_overlay(os.path.join(cdir, "merged"))
+        doomed = os.path.join(records.containers_dir(root), f".removing-{cid}")
+        os.rename(cdir, doomed)
+    names = os.path.join(root, "names")
+    for name in os.listdir(names):
+        records.release_name(root, name, cid)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def _uses_bridge(rec: dict) -> bool:
