@@ -9,7 +9,6 @@ failure half-way leaves nothing behind.
 """
 
 import os
-import shutil
 import signal
 
 from minibox.engine import etcfiles, options, records
@@ -29,7 +28,7 @@ def create(root: str, args, *, keep_mounted: bool = False, trace=None) -> dict:
     records.ensure_root(root)
     _validate(args)
     store = ImageStore(root)
-    image = store.resolve(args.image)
+    image = _image_for(store, args)
     image_cfg = image.config.get("config") or {}
     argv = options.command_line(image_cfg, args.entrypoint, args.command)
     if not argv:
@@ -60,6 +59,8 @@ def create(root: str, args, *, keep_mounted: bool = False, trace=None) -> dict:
         ocispec.save(cdir, spec)
         records.save(root, rec)
     except BaseException:
+        import shutil
+
         if mounted:
             unmount_overlay(rootfs["merged"])
         shutil.rmtree(cdir, ignore_errors=True)
@@ -71,6 +72,21 @@ def create(root: str, args, *, keep_mounted: bool = False, trace=None) -> dict:
     if not keep_mounted:
         unmount_overlay(rootfs["merged"])
     return rec
+
+
+def _image_for(store, args):
+    """The local image, pulled first when missing (docker's ``--pull missing``) or ``always``."""
+    policy = getattr(args, "pull", None) or "missing"
+    if policy != "always":
+        try:
+            return store.resolve(args.image)
+        except NotFound:
+            if policy == "never":
+                raise
+    from minibox.image.pull import ensure_image  # the registry client loads only when needed
+
+    return ensure_image(store, args.image, pull_policy=policy, platform=getattr(args, "platform", None),
+                        quiet=getattr(args, "quiet", False))
 
 
 def _validate(args) -> None:
@@ -493,6 +509,8 @@ def _uses_bridge(rec: dict) -> bool:
 
 
 def _remove_locked(root: str, rec: dict, volumes: bool) -> None:
+    import shutil
+
     cid = rec["id"]
     if volumes:
         from minibox.engine import volumes as vols
