@@ -488,6 +488,8 @@ def _remove_unfinished(root: str, cid: str) -> None:
     and there still is no record, nobody will write one: unmount, delete, and
     free the name.
     """
+    import shutil
+
     from minibox.image.overlay import unmount_overlay
 
     with records.locked(root, cid):

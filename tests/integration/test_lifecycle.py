@@ -13,7 +13,6 @@ import re
 import select
 import signal
 import subprocess
-import sys
 import time
 import uuid
 
