@@ -459,7 +459,11 @@ def remove(root: str, ref: str, force: bool = False, volumes: bool = False) -> s
     state = rec["state"]
     if state["status"] in ("running", "paused"):
         if not force:
-            raise Conflict(f"cannot remove container \"{rec['name']}\": container is running: "
+            # docker's wording, which names the container with its leading slash
+            if state["status"] == "paused":
+                raise Conflict(f"cannot remove container \"/{rec['name']}\": container is paused and must "
+                               "be unpaused first")
+            raise Conflict(f"cannot remove container \"/{rec['name']}\": container is running: "
                            "stop the container before removing or force remove")
         kill(rec, signal.SIGKILL)
         _wait_gone(state["pid"], state["pid_start"])

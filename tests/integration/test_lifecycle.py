@@ -455,9 +455,16 @@ def test_illegal_moves_are_refused_with_dockers_wording(mb, ctr):
     assert r.returncode == 1 and re.search(r"Error response from daemon: container [0-9a-f]{64} is not paused",
                                            r.stderr), r.stderr
     r = mb("rm", running)
-    assert r.returncode == 1 and (f'cannot remove container "{running}": container is running: stop the '
+    assert r.returncode == 1 and (f'cannot remove container "/{running}": container is running: stop the '
                                   "container before removing or force remove") in r.stderr, r.stderr
     assert inspect_state(mb, running)["Status"] == "running"
+    mb("pause", running, check=True)
+    r = mb("rm", running)
+    assert r.returncode == 1 and f'cannot remove container "/{running}": container is paused and must be ' \
+        "unpaused first" in r.stderr, r.stderr
+    rec = record(mb, running)
+    assert mb("rm", "-f", running).returncode == 0  # a frozen init still dies
+    assert _leftovers(mb, rec) == []
 
     exited = ctr()
     detached(mb, exited, "busybox", "true")
