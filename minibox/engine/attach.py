@@ -5,6 +5,7 @@ client, raw for a tty container, else in docker's framing (8 byte header:
 stream 1|2, three zero bytes, big-endian u32 length). Bytes we send become
 the container's stdin (when it was created with -i). The monitor writes the
 exit file before it closes the clients, so on EOF the exit code is known.
+Typing docker's detach keys (ctrl-p ctrl-q) leaves the container running.
 """
 
 import os
@@ -17,6 +18,7 @@ from minibox.engine.detached import attach_address
 from minibox.errors import Conflict, MiniboxError
 
 _HEADER = struct.Struct(">BxxxI")
+DETACH_KEYS = b"\x10\x11"  # docker's default: ctrl-p ctrl-q leaves the container running
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
@@ -66,7 +68,7 @@ def attach(root: str, ref: str, *, stdin: bool = True, sig_proxy: bool = True,
         saved = termios.tcgetattr(0)
         ttymod.setraw(0)
     try:
-        _relay(sock, tty, send_input)
+        detached_by_user = _relay(sock, tty, send_input)
     finally:
         sock.close()
         if saved is not None:
@@ -75,6 +77,8 @@ def attach(root: str, ref: str, *, stdin: bool = True, sig_proxy: bool = True,
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if detached_by_user:
+        return 0  # the container runs on; `attach` again to get back
     from minibox.engine import lifecycle
 
     rec = lifecycle.wait_exit(root, cid, timeout=30)
@@ -83,12 +87,14 @@ def attach(root: str, ref: str, *, stdin: bool = True, sig_proxy: bool = True,
     return rec["state"]["exit_code"]
 
 
-def _relay(sock: socket.socket, tty: bool, send_input: bool) -> None:
+def _relay(sock: socket.socket, tty: bool, send_input: bool) -> bool:
+    """Copy until the monitor closes the connection (False) or the user typed the detach keys (True)."""
     import select
 
     fd = sock.fileno()
     watch = [fd] + ([0] if send_input else [])
     pending = b""
+    held = b""  # input that may be the start of the detach keys
     while True:
         try:
             ready, _, _ = select.select(watch, [], [])
@@ -100,7 +106,7 @@ def _relay(sock: socket.socket, tty: bool, send_input: bool) -> None:
             except ConnectionResetError:
                 data = b""
             if not data:
-                return
+                return False
             if tty:
                 _write_all(1, data)
             else:
@@ -108,10 +114,32 @@ def _relay(sock: socket.socket, tty: bool, send_input: bool) -> None:
         if 0 in ready:
             data = os.read(0, 65536)
             if not data:
+                if held:
+                    sock.sendall(held)
+                    held = b""
                 watch.remove(0)
                 sock.shutdown(socket.SHUT_WR)  # the monitor keeps sending output
                 continue
-            sock.sendall(data)
+            data, held, detach = _scan_detach(held + data)
+            if data:
+                sock.sendall(data)
+            if detach:
+                return True
+
+
+def _scan_detach(data: bytes, keys: bytes = DETACH_KEYS) -> tuple[bytes, bytes, bool]:
+    """Split input at docker's detach keys: (bytes to send, bytes held back, detach?).
+
+    A trailing prefix of the sequence is held back until the next read
+    says whether the sequence completes.
+    """
+    at = data.find(keys)
+    if at >= 0:
+        return data[:at], b"", True
+    for n in range(min(len(keys) - 1, len(data)), 0, -1):
+        if data.endswith(keys[:n]):
+            return data[:-n], data[-n:], False
+    return data, b"", False
 
 
 def _deframe(buf: bytes) -> bytes:

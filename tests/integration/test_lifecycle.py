@@ -445,6 +445,19 @@ def test_attach_to_a_tty_container_is_raw(mb, ctr):
     assert mb("logs", name, check=True).stdout == "/dev/pts/0\n"
 
 
+def test_detach_keys_leave_the_container_running(mb, ctr):
+    name = ctr()
+    detached(mb, name, "-i", "busybox", "sh", "-c", "while read line; do echo \"got $line\"; done")
+    started = time.monotonic()
+    r = mb("attach", name, input="one\n\x10\x11two\n", timeout=20)
+    assert r.returncode == 0 and time.monotonic() - started < 5, r.stderr
+    assert inspect_state(mb, name)["Status"] == "running"
+    wait_for(lambda: mb("logs", name).stdout == "got one\n", what="the line before the keys")
+    r = mb("attach", name, input="three\n\x10\x11")
+    assert r.returncode == 0
+    wait_for(lambda: mb("logs", name).stdout == "got one\ngot three\n", what="the second attach's line")
+
+
 # ------------------------------------------------------------------ the state machine
 
 

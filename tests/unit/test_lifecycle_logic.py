@@ -76,3 +76,14 @@ def test_a_start_in_progress_is_left_alone_and_the_marker_goes(tmp_path):
     records.clear_starting(str(tmp_path), rec["id"])
     records.clear_starting(str(tmp_path), rec["id"])  # idempotent
     assert not os.path.exists(os.path.join(records.container_dir(str(tmp_path), rec["id"]), records.STARTING))
+
+
+@pytest.mark.parametrize("data,expected", [
+    (b"abc", (b"abc", b"", False)),
+    (b"ab\x10\x11cd", (b"ab", b"", True)),
+    (b"ab\x10", (b"ab", b"\x10", False)),       # maybe the start of the keys: held back
+    (b"\x10x", (b"\x10x", b"", False)),          # ctrl-p alone goes through
+    (b"\x11", (b"\x11", b"", False)),
+])
+def test_detach_keys_are_found_across_reads(data, expected):
+    assert attach._scan_detach(data) == expected
