@@ -74,7 +74,7 @@ def main(args) -> int:
         from minibox.engine import detached
 
         try:
-            detached.start_detached(args.root, rec)
+            detached.start_detached(args.root, rec, trace=trace)
         except BaseException:
             if args.rm:
                 containers.remove(args.root, rec["id"], force=True)

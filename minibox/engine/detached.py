@@ -33,7 +33,7 @@ def attach_address(dirfd: int) -> str:
     return f"/proc/self/fd/{dirfd}/{ATTACH_SOCKET}"
 
 
-def start_detached(root: str, rec: dict, *, attached: bool = False) -> None:
+def start_detached(root: str, rec: dict, trace=None, *, attached: bool = False) -> None:
     """Start ``rec`` under a monitor; return once it runs, raise MiniboxError if it cannot.
 
     ``attached``: a client (``start -a``) connects right away: the monitor
@@ -44,7 +44,7 @@ def start_detached(root: str, rec: dict, *, attached: bool = False) -> None:
     pid = os.fork()
     if pid == 0:
         os.close(notify_r)
-        _monitor(root, rec, notify_w, attached)  # never returns
+        _monitor(root, rec, notify_w, attached, trace)  # never returns
     os.close(notify_w)
     report = b""
     while True:
@@ -63,7 +63,7 @@ def start_detached(root: str, rec: dict, *, attached: bool = False) -> None:
                            info.get("exit_code", 125))
 
 
-def _monitor(root: str, rec: dict, notify_w: int, attached: bool) -> None:
+def _monitor(root: str, rec: dict, notify_w: int, attached: bool, trace=None) -> None:
     """The forked child: start the container as our child, then become minibox-monitor.
 
     exec keeps our pid and our children, so the container stays the child of
@@ -84,8 +84,10 @@ def _monitor(root: str, rec: dict, notify_w: int, attached: bool) -> None:
         interactive = bool(rec["config"].get("OpenStdin"))
         devnull = os.open("/dev/null", os.O_RDWR)
         keep = [notify_w]
+        # Our fd 2 is still the CLI's stderr here: trace lines (run -d --trace) reach the user.
         if rec["config"].get("Tty"):
-            init = containers.start(root, rec, stdio=(devnull, devnull, devnull), winsize=_DEFAULT_WINSIZE)
+            init = containers.start(root, rec, stdio=(devnull, devnull, devnull), winsize=_DEFAULT_WINSIZE,
+                                    trace=trace)
             master = init.console_fd
             stdio_args = ["--tty", "--stdout-fd", str(master)]
             keep.append(master)
@@ -97,7 +99,7 @@ def _monitor(root: str, rec: dict, notify_w: int, attached: bool) -> None:
             out_r, out_w = os.pipe2(os.O_CLOEXEC)
             err_r, err_w = os.pipe2(os.O_CLOEXEC)
             in_r, in_w = os.pipe2(os.O_CLOEXEC) if interactive else (devnull, -1)
-            init = containers.start(root, rec, stdio=(in_r, out_w, err_w))
+            init = containers.start(root, rec, stdio=(in_r, out_w, err_w), trace=trace)
             for fd in (out_w, err_w) + ((in_r,) if interactive else ()):
                 os.close(fd)
             stdio_args = ["--stdout-fd", str(out_r), "--stderr-fd", str(err_r)]
