@@ -458,6 +458,19 @@ def test_detach_keys_leave_the_container_running(mb, ctr):
     wait_for(lambda: mb("logs", name).stdout == "got one\ngot three\n", what="the second attach's line")
 
 
+def test_attach_to_a_foreground_run_says_why_not(mb, ctr):
+    name = ctr()
+    proc = mb.popen("run", "--name", name, "--network", "none", "busybox", "sh", "-c", "echo up; sleep 1000",
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert proc.stdout.readline() == b"up\n"
+        r = mb("attach", name)
+        assert r.returncode == 125 and "has no monitor to attach to" in r.stderr, r.stderr
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 # ------------------------------------------------------------------ the state machine
 
 
