@@ -88,6 +88,10 @@ def _image_for(store, args):
 
 
 def _validate(args) -> None:
+    if getattr(args, "stop_signal", None):
+        from minibox.engine.lifecycle import parse_signal
+
+        parse_signal(args.stop_signal)  # docker refuses a bad --stop-signal at create, not at stop
     if args.workdir and not args.workdir.startswith("/"):
         raise UsageError(f"the working directory '{args.workdir}' is invalid, it needs to be an absolute path")
     if args.network not in ("none", "host", "bridge") and not args.network.startswith("container:"):

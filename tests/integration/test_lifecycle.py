@@ -311,6 +311,11 @@ def test_stop_signal_and_stop_timeout_flags(mb, ctr):
     assert time.monotonic() - started < 3
     assert inspect_state(mb, trapped)["ExitCode"] == 42
 
+    bad = ctr()
+    r = mb("run", "-d", "--name", bad, "--stop-signal", "NOSUCH", "busybox", "true")
+    assert r.returncode == 125 and "Invalid signal: NOSUCH" in r.stderr
+    assert mb("inspect", bad).returncode != 0  # nothing was created
+
     slow = ctr()
     detached(mb, slow, "--stop-timeout", "1", "busybox", "sleep", "1000")
     started = time.monotonic()
