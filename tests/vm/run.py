@@ -27,9 +27,9 @@ from tests.vm import initramfs, kernel
 HERE = os.path.dirname(os.path.abspath(__file__))
 QEMU = "qemu-system-x86_64"
 CMDLINE = "console=ttyS0 cgroup_no_v1=all quiet panic=-1 8250.nr_uarts=1"
-# Dirs that get a real tmpfs in the guest: overlayfs cannot take an overlay as
+# Dirs that get a fresh tmpfs in the guest: overlayfs cannot take an overlay as
 # upperdir, and container layers (minibox roots, test roots in /var/tmp) live there.
-KEEP = "/var/lib/minibox /var/tmp"
+TMPFS_DIRS = "/var/lib/minibox /var/tmp"
 KVM_BOOT_SECONDS = 8  # a working KVM reaches init in ~1s; a broken one hangs in the BIOS
 DEFAULT_TESTS = ["-q", "-ra", "tests/integration"]
 PASS_ENV = ("CI", "MINIBOX_ROOT", "MINIBOX_CGROUP_PARENT", "TERM")
@@ -77,9 +77,11 @@ def base_initramfs(k: kernel.Kernel, cache: str) -> bytes:
     """The cached busybox+modules+init archive for this kernel (rebuilt when init.sh changes)."""
     with open(os.path.join(HERE, "init.sh")) as f:
         init = f.read()
+    with open(os.path.join(HERE, "stage2.sh")) as f:
+        stage2 = f.read()
     import hashlib
 
-    key = hashlib.sha256((init + "\n".join(initramfs.WANTED)).encode()).hexdigest()[:12]
+    key = hashlib.sha256((init + stage2 + "\n".join(initramfs.WANTED)).encode()).hexdigest()[:12]
     path = os.path.join(cache, f"initramfs-{k.version}-{key}.cpio.gz")
     if os.path.exists(path):
         with open(path, "rb") as f:
@@ -88,7 +90,7 @@ def base_initramfs(k: kernel.Kernel, cache: str) -> bytes:
     out = subprocess.run(["file", "-L", busybox], check=False, capture_output=True, text=True).stdout if shutil.which("file") else ""
     if out and "statically linked" not in out and "static-pie" not in out:
         raise RuntimeError(f"{busybox} is not static: apt-get install busybox-static")
-    data, missing = initramfs.build_base(k, busybox, init)
+    data, missing = initramfs.build_base(k, busybox, init, stage2)
     if missing:
         log(f"vm: modules not in this kernel (skipped): {' '.join(missing)}")
     tmp = path + ".tmp"
@@ -101,11 +103,11 @@ def base_initramfs(k: kernel.Kernel, cache: str) -> bytes:
 
 
 def run_script(argv: list[str], cwd: str, check: bool) -> str:
-    """The shell script the guest runs chrooted in the host's tree."""
+    """The shell script the guest runs (as a child of PID 1) in the host's tree."""
     env = {
         "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "HOME": "/root", "LANG": "C.UTF-8", "MINIBOX_IN_VM": "1",
-        "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
+        "PYTHONUNBUFFERED": "1",
     }
     env.update({k: os.environ[k] for k in PASS_ENV if k in os.environ})
     lines = ["export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()), f"cd {shlex.quote(cwd)} || exit 125"]
@@ -207,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     token = secrets.token_hex(8)
     extra = initramfs.command_archive({
         "vm-run.sh": run_script(argv_in_vm, os.getcwd(), opts["check"]).encode(),
-        "vm.env": f"TOKEN={token}\nKEEP={shlex.quote(KEEP)}\n".encode(),
+        "vm.env": f"TOKEN={token}\nTMPFS_DIRS={shlex.quote(TMPFS_DIRS)}\n".encode(),
     })
     initrd = os.path.join(cache, f"initrd-run-{os.getpid()}.img")
     try:
