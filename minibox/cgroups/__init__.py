@@ -130,3 +130,18 @@ def cgroups_path(parent: str | None, container_id: str) -> str:
     """linux.cgroupsPath for a container: ``<parent>/<id>`` (docker's cgroupfs layout)."""
     parent = parent or os.environ.get("MINIBOX_CGROUP_PARENT") or DEFAULT_PARENT
     return posixpath.join(parent, container_id)
+
+
+def remove_leftover(path: str, root: str = DEFAULT_ROOT) -> bool:
+    """Destroy the cgroup at a cgroupsPath if it still exists; True if there was one.
+
+    For cleanup when a record lost its saved paths() (the runtime was killed
+    between creating the cgroup and saving the record): processes still in
+    it are killed first. A relative path resolves under *this* process's
+    cgroup, so it finds what a minibox started from the same cgroup created.
+    """
+    cg = open_driver(root).find(path)
+    if cg is None:
+        return False
+    cg.destroy()
+    return True

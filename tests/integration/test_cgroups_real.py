@@ -228,3 +228,19 @@ def test_reopen_from_saved_paths(drv, cg):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_remove_leftover_finds_and_kills(drv):
+    path = f"minibox-test-{uuid.uuid4().hex[:12]}"
+    group = drv.create(path)
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        group.add(proc.pid)
+        assert cgroups.remove_leftover(path) is True
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+        assert drv.find(path) is None
+        assert cgroups.remove_leftover(path) is False
+    finally:
+        proc.kill()
+        proc.wait()
+        group.destroy()
