@@ -19,9 +19,14 @@ from typing import Protocol
 from minibox.errors import MiniboxError
 
 DEFAULT_ROOT = "/sys/fs/cgroup"
-# The parent of containers' cgroups when --cgroup-parent is not given: relative,
-# so it lands under minibox's own cgroup (override: MINIBOX_CGROUP_PARENT).
+# The parent of containers' cgroups when --cgroup-parent is not given
+# (override: MINIBOX_CGROUP_PARENT). On v1 it is relative, so it lands under
+# minibox's own cgroup in each hierarchy (a supervisor's limits still hold).
+# On v2 it is absolute, as docker's /docker is: the cgroup minibox runs in
+# usually holds processes (a login scope, a service), and the no-internal-
+# process rule forbids giving controllers to children of such a cgroup.
 DEFAULT_PARENT = "minibox"
+DEFAULT_PARENT_V2 = "/minibox"
 
 
 class Cgroup(Protocol):
@@ -126,9 +131,15 @@ def open_driver(root: str = DEFAULT_ROOT, proc_self_cgroup: str = "/proc/self/cg
     return drv
 
 
-def cgroups_path(parent: str | None, container_id: str) -> str:
-    """linux.cgroupsPath for a container: ``<parent>/<id>`` (docker's cgroupfs layout)."""
-    parent = parent or os.environ.get("MINIBOX_CGROUP_PARENT") or DEFAULT_PARENT
+def cgroups_path(parent: str | None, container_id: str, root: str = DEFAULT_ROOT) -> str:
+    """linux.cgroupsPath for a container: ``<parent>/<id>`` (docker's cgroupfs layout).
+
+    ``parent`` is --cgroup-parent; else $MINIBOX_CGROUP_PARENT; else the
+    default for the host's cgroup version (see DEFAULT_PARENT).
+    """
+    parent = parent or os.environ.get("MINIBOX_CGROUP_PARENT")
+    if not parent:
+        parent = DEFAULT_PARENT_V2 if detect(root) == "v2" else DEFAULT_PARENT
     return posixpath.join(parent, container_id)
 
 

@@ -296,9 +296,10 @@ def test_v2_open_refuses_outside_root(v2tree):
         V2Driver(str(root), "/").open({"unified": "/etc"})
 
 
-def test_cgroups_path_default_parent(monkeypatch):
+def test_cgroups_path_default_parent(monkeypatch, v1tree, v2tree):
     monkeypatch.delenv("MINIBOX_CGROUP_PARENT", raising=False)
-    assert cgroups.cgroups_path(None, "ab") == "minibox/ab"
+    assert cgroups.cgroups_path(None, "ab", root=str(v1tree[0])) == "minibox/ab"
+    assert cgroups.cgroups_path(None, "ab", root=str(v2tree[0])) == "/minibox/ab"
     assert cgroups.cgroups_path("/docker", "ab") == "/docker/ab"
     monkeypatch.setenv("MINIBOX_CGROUP_PARENT", "/mb")
     assert cgroups.cgroups_path(None, "ab") == "/mb/ab"
