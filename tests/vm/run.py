@@ -30,6 +30,8 @@ CMDLINE = "console=ttyS0 cgroup_no_v1=all quiet panic=-1 8250.nr_uarts=1"
 # Dirs that get a fresh tmpfs in the guest: overlayfs cannot take an overlay as
 # upperdir, and container layers (minibox roots, test roots in /var/tmp) live there.
 TMPFS_DIRS = "/var/lib/minibox /var/tmp"
+# qboot (a minimal firmware that only boots a -kernel) starts faster than SeaBIOS.
+FIRMWARE = ["-bios", "qboot.rom"] if os.path.exists("/usr/share/qemu/qboot.rom") else []
 KVM_BOOT_SECONDS = 8  # a working KVM reaches init in ~1s; a broken one hangs in the BIOS
 # The cgroup v2 tests; .ci/run passes more (namespaces, overlay, network) explicitly.
 DEFAULT_TESTS = ["-q", "-ra", "tests/integration/test_cgroups_real.py", "tests/integration/test_resources.py"]
@@ -121,7 +123,7 @@ def run_script(argv: list[str], cwd: str, check: bool) -> str:
 def boot(k, initrd: str, accel: str, timeout: float, token: str, boot_timeout: float | None):
     """Boot once; returns (exit status or None, output lines, reason)."""
     cmd = [
-        QEMU, "-accel", accel, "-m", os.environ.get("MINIBOX_VM_MEMORY", "2G"),
+        QEMU, "-accel", accel, *FIRMWARE, "-m", os.environ.get("MINIBOX_VM_MEMORY", "2G"),
         "-smp", os.environ.get("MINIBOX_VM_SMP", "2"), "-nographic", "-no-reboot", "-nic", "none",
         "-kernel", k.vmlinuz, "-initrd", initrd, "-append", CMDLINE,
         "-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
