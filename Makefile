@@ -7,11 +7,16 @@ VENV       ?= $(PREFIX)/venv
 PYTHON     ?= python3
 BIN        ?= /usr/local/bin
 MINIBOX_ROOT ?= /var/lib/minibox
-APT_PACKAGES = busybox-static libcap-dev gcc libc6-dev python3-venv python3-dev \
-               iproute2 iptables tar
+APT_PACKAGES = busybox-static libcap-dev libseccomp-dev gcc libc6-dev python3-venv python3-dev \
+               iproute2 iptables tar util-linux
+# What the integration tests use beyond the runtime's own needs: a real registry
+# and real images, and qemu for the cgroup v2 VM.
+TEST_APT_PACKAGES = docker-registry skopeo umoci qemu-system-x86 dpkg-dev cpio
 TEST_ARGS  ?=
+VM_TESTS   ?= tests/integration/test_cgroups_real.py tests/integration/test_run.py \
+              tests/integration/test_image_overlay.py tests/integration/test_network.py
 
-.PHONY: all deps venv install rootfs test unit lint clean bench vm-test
+.PHONY: all deps test-deps venv install rootfs test unit lint clean bench vm-test
 
 all: install
 
@@ -22,6 +27,9 @@ deps:
 	    echo "make: installing $$missing"; \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+
+test-deps:
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(TEST_APT_PACKAGES)"
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,10 +48,12 @@ rootfs: rootfs/busybox.tar
 rootfs/busybox.tar: rootfs/build.sh
 	sh rootfs/build.sh $@
 
-# Tests run against the installed package (what a user runs), refreshed first.
-test: venv rootfs
-	$(VENV)/bin/pip install -q --no-deps --force-reinstall .
-	$(VENV)/bin/pytest -q -ra $(TEST_ARGS) tests
+# Tests run against the installed package (what a user runs), refreshed first:
+# everything on this host, then the kernel-facing tests again in a cgroup v2 VM.
+test: venv rootfs test-deps
+	$(VENV)/bin/pip install -q --no-deps --force-reinstall '.[test]'
+	$(VENV)/bin/pytest -q -ra $(TEST_ARGS) tests/unit tests/integration
+	$(VENV)/bin/python tests/vm/run.py -q -ra $(VM_TESTS)
 
 unit: venv
 	$(VENV)/bin/pip install -q --no-deps --force-reinstall .
@@ -58,9 +68,10 @@ lint: venv
 bench: install
 	$(VENV)/bin/python -m bench
 
-vm-test: install
-	$(VENV)/bin/python -m tests.vm.run
+vm-test: install test-deps
+	$(VENV)/bin/python tests/vm/run.py -q -ra $(VM_TESTS)
 
 clean:
-	rm -rf build dist *.egg-info rootfs/busybox.tar minibox/_shim*.so minibox/_shim.c minibox/_shim.o
+	rm -rf build dist *.egg-info rootfs/busybox.tar minibox/_*.so minibox/_shim.[co] minibox/_caps.[co] \
+	    minibox/_seccomp.[co] csrc/*.o minibox/libexec/minibox-monitor minibox/libexec/minibox-init
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -21,6 +21,7 @@ _VERBS = (
     "system", "network", "volume", "stats", "update", "check", "logs", "exec", "stop",
     "kill", "restart", "wait", "pause", "unpause", "attach", "build", "builder", "port",
     "login", "logout", "top", "runtime",
+    "_finish",  # internal: what a container's monitor runs once the container exited
 )
 
 DEFAULT_ROOT = "/var/lib/minibox"
@@ -41,7 +42,7 @@ def available_verbs() -> list[str]:
 
 
 def _usage() -> str:
-    verbs = ", ".join(available_verbs())
+    verbs = ", ".join(v for v in available_verbs() if not v.startswith("_"))
     return (
         "usage: minibox [--root DIR] [--debug] COMMAND [ARGS...]\n\n"
         "A small docker-compatible container runtime.\n\n"

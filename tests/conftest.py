@@ -82,8 +82,32 @@ def _ensure_busybox_tar() -> Path:
 @pytest.fixture(scope="session")
 def session_root():
     path = tempfile.mkdtemp(prefix="minibox-test-", dir="/var/tmp")
+    private_default_bridge(path)
     yield path
     _cleanup_root(path)
+
+
+def private_default_bridge(path: str) -> None:
+    """Give a test root a default ``bridge`` network of its own (device ``mbt…``, a free 10.214.x.0/24).
+
+    So test runs never share (or remove) the host's minibox0 / 10.88.0.0/16,
+    and _cleanup_root() can take the bridge and its iptables rules away.
+    """
+    if os.geteuid() != 0 or shutil.which("iptables-restore") is None:
+        return
+    import random
+
+    from minibox.errors import Conflict
+    from minibox.network import store
+
+    for _ in range(40):
+        try:
+            store.create(path, store.DEFAULT_NETWORK, f"10.214.{random.randint(1, 254)}.0/24",
+                         device=f"mbt{os.urandom(4).hex()}", predefined=True)
+            return
+        except Conflict as exc:
+            if "overlaps" not in str(exc):
+                raise
 
 
 def _cleanup_root(path: str) -> None:
@@ -93,6 +117,11 @@ def _cleanup_root(path: str) -> None:
         ids = mb("ps", "-aq", "--no-trunc").stdout.split()
         if ids:
             mb("rm", "-f", *ids)
+    if os.geteuid() == 0:
+        from minibox.network import prune_stale, store
+
+        prune_stale(path)
+        store.remove_default(path)
     # Nothing may stay mounted below the root, whatever a test did.
     with open("/proc/self/mountinfo") as f:
         mounts = [line.split()[4] for line in f]
@@ -114,6 +143,7 @@ def mb(session_root) -> Minibox:
 def fresh_mb():
     """minibox on an empty root of its own (for tests that count or list everything)."""
     path = tempfile.mkdtemp(prefix="minibox-test-", dir="/var/tmp")
+    private_default_bridge(path)
     runner = Minibox(path)
     if _probe("busybox") is None:
         runner("import", "-c", 'CMD ["sh"]', str(_ensure_busybox_tar()), "busybox:latest", check=True)

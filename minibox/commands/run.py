@@ -7,6 +7,8 @@ image is the command and its arguments.
 import argparse
 import sys
 
+from minibox.network.flags import add_arguments as add_network_flags
+
 ADD_HELP = False  # -h is --hostname, as in docker
 
 
@@ -25,8 +27,9 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--entrypoint", help="Overwrite the default ENTRYPOINT of the image")
     p.add_argument("--read-only", action="store_true", help="Mount the container's root filesystem as read only")
     p.add_argument("-v", "--volume", action="append", default=[], help="Bind mount a volume")
-    p.add_argument("--network", "--net", default="none",
-                   help="Connect a container to a network (none, host, container:ID)")
+    p.add_argument("--network", "--net", default="bridge",
+                   help="Connect a container to a network (bridge, NAME, none, host, container:ID)")
+    add_network_flags(p)
     p.add_argument("--init", action="store_true", help="Run an init inside the container")
     p.add_argument("--stop-signal", help="Signal to stop the container")
     p.add_argument("--stop-timeout", type=int, help="Timeout (in seconds) to stop a container")
@@ -34,6 +37,9 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
     from minibox.cgroups.flags import add_arguments as add_resource_flags
 
     add_resource_flags(p)
+    from minibox.security_flags import add_arguments as add_security_flags
+
+    add_security_flags(p)
     p.add_argument("image", help="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, help="COMMAND [ARG...]")
 

@@ -9,12 +9,11 @@ failure half-way leaves nothing behind.
 """
 
 import os
-import shutil
 import signal
 
 from minibox.engine import etcfiles, options, records
 from minibox.engine.timefmt import now_rfc3339
-from minibox.errors import Conflict, InvalidTransition, MiniboxError, UsageError
+from minibox.errors import Conflict, InvalidTransition, MiniboxError, NotFound, UsageError
 from minibox.runtime import spec as ocispec
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -56,6 +55,8 @@ def create(root: str, args, *, keep_mounted: bool = False, trace=None) -> dict:
         ocispec.save(cdir, spec)
         records.save(root, rec)
     except BaseException:
+        import shutil
+
         if mounted:
             unmount_overlay(rootfs["merged"])
         shutil.rmtree(cdir, ignore_errors=True)
@@ -119,6 +120,11 @@ def _new_record(cid, name, args, image, image_cfg, argv, rootfs) -> dict:
         "host_config": {
             "AutoRemove": bool(args.rm),
             "NetworkMode": args.network,
+            "Publish": list(getattr(args, "publish", None) or []),
+            "PublishAll": bool(getattr(args, "publish_all", False)),
+            "IP": getattr(args, "ip", None),
+            "Dns": list(getattr(args, "dns", None) or []),
+            "ExtraHosts": list(getattr(args, "add_host", None) or []),
             "Binds": list(args.volume or []),
             "ReadonlyRootfs": bool(args.read_only),
             "CgroupParent": getattr(args, "cgroup_parent", None) or "",
@@ -146,7 +152,8 @@ def build_spec(root: str, rec: dict, args, image_cfg: dict, argv: list[str]) -> 
     spec = ocispec.default_spec()
     process = spec["process"]
     passwd = _read_in_rootfs(merged, "/etc/passwd")
-    user = options.resolve_user(rec["config"]["User"] or "root", passwd,
+    # "0", not "root": a scratch image has no /etc/passwd to look a name up in.
+    user = options.resolve_user(rec["config"]["User"] or "0", passwd,
                                 _read_in_rootfs(merged, "/etc/group"),
                                 getattr(args, "group_add", None) or [])
     env = options.merge_env(image_cfg.get("Env") or [], args.env_file or [], args.env or [])
@@ -167,6 +174,13 @@ def build_spec(root: str, rec: dict, args, image_cfg: dict, argv: list[str]) -> 
     for fname in ("hostname", "hosts", "resolv.conf"):
         spec["mounts"].append({"destination": f"/etc/{fname}", "type": "bind",
                                "source": os.path.join(cdir, fname), "options": ["rbind", "rprivate"]})
+    if getattr(args, "init", False):
+        from minibox import libexec
+
+        # docker's --init: a tiny static init as PID 1 that reaps and forwards signals.
+        spec["mounts"].append({"destination": "/sbin/docker-init", "type": "bind",
+                               "source": libexec.path(libexec.INIT), "options": ["rbind", "rprivate", "ro"]})
+        process["args"] = ["/sbin/docker-init", "--", *argv]
     for vol in args.volume or []:
         mount = _volume_mount(root, options.parse_volume(vol), merged, secure_join)
         rec["mounts"].append(mount)
@@ -290,8 +304,9 @@ def _connect_network(root: str, rec: dict, pid: int) -> None:
         return
     from minibox import network
 
-    rec["network"] = network.connect(root, rec["id"], pid, _NetArgs(rec))
-    extra = network.hosts_entries(root, rec["network"])
+    net_args = _NetArgs(rec)
+    rec["network"] = network.connect(root, rec["id"], pid, net_args)
+    extra = _extra_hosts(net_args) + network.hosts_entries(root, rec["network"])
     etcfiles.write_all(records.container_dir(root, rec["id"]), rec["config"]["Hostname"],
                        rec["network"].get("ip"), extra_hosts=extra,
                        dns=rec["host_config"].get("Dns") or ())
@@ -320,6 +335,21 @@ def _mark_exited(rec: dict, exit_code: int, oom: bool = False) -> None:
 
 def finish(root: str, rec: dict, exit_code: int, cgroup=None) -> dict:
     """Record the exit of a container's init and release its runtime resources."""
+    try:
+        with records.locked(root, rec["id"]):
+            rec = _finish_locked(root, rec, exit_code, cgroup)
+    except NotFound:
+        return rec  # removed meanwhile (rm -f): nothing left to record
+    if rec["host_config"]["AutoRemove"]:
+        try:
+            remove(root, rec["id"], force=True)
+        except NotFound:
+            pass
+    return rec
+
+
+def _finish_locked(root: str, rec: dict, exit_code: int, cgroup) -> dict:
+    rec = dict(rec, state=dict(rec["state"]))
     oom = False
     if cgroup is None and rec.get("cgroup_paths"):
         cgroup = _open_cgroup(rec)
@@ -329,10 +359,10 @@ def finish(root: str, rec: dict, exit_code: int, cgroup=None) -> dict:
         except OSError:
             oom = False
     _mark_exited(rec, exit_code, oom)
-    release_runtime(root, rec, cgroup)
-    records.save(root, rec)
-    if rec["host_config"]["AutoRemove"]:
-        remove(root, rec["id"], force=True)
+    try:
+        release_runtime(root, rec, cgroup)
+    finally:
+        records.save(root, rec)
     return rec
 
 
@@ -391,8 +421,33 @@ def remove(root: str, ref: str, force: bool = False, volumes: bool = False) -> s
                            "stop the container before removing or force remove")
         kill(rec, signal.SIGKILL)
         _wait_gone(state["pid"], state["pid_start"])
-        records.refresh(root, rec)
-    release_runtime(root, rec)
+        # Let its monitor record the exit and release what it holds first.
+        _wait_gone(state.get("monitor_pid"), state.get("monitor_start"))
+    with records.locked(root, cid):
+        rec = records.load(root, cid)
+        if rec["state"]["status"] in ("running", "paused"):
+            raise Conflict(f"container {cid} is still running")
+        crashed = bool(rec["state"].get("needs_cleanup"))
+        release_runtime(root, rec)
+        _remove_locked(root, rec, volumes)
+    if crashed and _uses_bridge(rec):
+        # A runtime killed between connecting and saving the record left a
+        # veth and a lease the record does not know about.
+        from minibox import network
+
+        network.prune_stale(root)
+    return cid
+
+
+def _uses_bridge(rec: dict) -> bool:
+    mode = rec["host_config"]["NetworkMode"]
+    return mode not in ("none", "host") and not mode.startswith("container:")
+
+
+def _remove_locked(root: str, rec: dict, volumes: bool) -> None:
+    import shutil
+
+    cid = rec["id"]
     if volumes:
         from minibox.engine import volumes as vols
 
@@ -405,7 +460,6 @@ def remove(root: str, ref: str, force: bool = False, volumes: bool = False) -> s
     os.rename(cdir, doomed)
     records.release_name(root, rec["name"], cid)
     shutil.rmtree(doomed, ignore_errors=True)
-    return cid
 
 
 def kill(rec: dict, sig: int) -> None:
@@ -419,8 +473,11 @@ def kill(rec: dict, sig: int) -> None:
     os.kill(state["pid"], sig)
 
 
-def _wait_gone(pid: int, start: int | None, timeout: float = 10.0) -> None:
+def _wait_gone(pid: int | None, start: int | None, timeout: float = 10.0) -> None:
     import time
+
+    if not pid or pid == os.getpid():
+        return
 
     deadline = time.monotonic() + timeout
     delay = 0.001

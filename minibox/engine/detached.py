@@ -1,17 +1,22 @@
 """``run -d`` / ``start``: a per-container monitor process instead of a daemon.
 
 The CLI forks; the child starts a new session, starts the container with its
-stdout and stderr on pipes, tells the CLI "started" (or the error) over a
-pipe, and then stays behind as the container's parent: it writes the output
-to ``<id>-json.log`` in docker's json-file format, reaps the init and records
-the exit. The CLI prints the id and returns at once.
+stdout and stderr on pipes and execs the C monitor, which stays behind as
+the container's parent (well under 1 MB resident): it writes the output to
+``<id>-json.log`` in docker's json-file format, reaps the init, writes the
+exit file and execs ``minibox _finish`` to record it. The monitor says
+"ready" (or the child says why not) over a pipe; the CLI then prints the id
+and returns.
 """
 
 import json
 import os
+import sys
 
 from minibox.engine import containers, records
 from minibox.errors import MiniboxError
+
+_READY = b"1"  # what minibox-monitor writes to --ready-fd once it watches the container
 
 
 def start_detached(root: str, rec: dict) -> None:
@@ -29,7 +34,7 @@ def start_detached(root: str, rec: dict) -> None:
             break
         report += chunk
     os.close(notify_r)
-    if report != b"OK":
+    if report != _READY:
         try:
             info = json.loads(report.decode() or "{}")
         except ValueError:
@@ -40,64 +45,54 @@ def start_detached(root: str, rec: dict) -> None:
 
 
 def _monitor(root: str, rec: dict, notify_w: int) -> None:
-    code = 0
+    """The forked child: start the container as our child, then become minibox-monitor.
+
+    exec keeps our pid and our children, so the container stays the child of
+    the small C monitor (csrc/monitor.c), which logs, reaps and writes the
+    exit file, then execs ``minibox _finish ID`` to record it and clean up.
+    """
     try:
+        from minibox import libexec
+        from minibox import syscalls as sc
+
         os.setsid()
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+        monitor = libexec.path(libexec.MONITOR)
         devnull = os.open("/dev/null", os.O_RDWR)
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        try:
-            init = containers.start(root, rec, stdio=(devnull, out_w, err_w))
-        except MiniboxError as exc:
-            os.write(notify_w, json.dumps({"message": str(exc), "exit_code": exc.exit_code}).encode())
-            os._exit(1)
-        except BaseException as exc:  # noqa: BLE001 - the CLI must hear about it
-            os.write(notify_w, json.dumps({"message": str(exc), "exit_code": 125}).encode())
-            os._exit(1)
+        init = containers.start(root, rec, stdio=(devnull, out_w, err_w))
         os.close(out_w)
         os.close(err_w)
-        # Detach from the CLI's terminal and files for good.
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
-        os.write(notify_w, b"OK")
-        os.close(notify_w)
-        log_path = os.path.join(records.container_dir(root, rec["id"]), f"{rec['id']}-json.log")
-        copy_to_log(log_path, {out_r: "stdout", err_r: "stderr"})
-        _, status = os.waitpid(init.pid, 0)
-        exit_code = os.waitstatus_to_exitcode(status)
-        exit_code = 128 - exit_code if exit_code < 0 else exit_code
-        containers.finish(root, records.load(root, rec["id"]), exit_code, init.cgroup)
-    except BaseException:  # noqa: BLE001 - a monitor has nobody to report to
-        code = 1
-    os._exit(code)
+        os.chdir("/")
+        for fd in (out_r, err_r, notify_w):
+            os.set_inheritable(fd, True)
+        cdir = records.container_dir(root, rec["id"])
+        os.execv(monitor, [
+            monitor, "--pid", str(init.pid),
+            "--log", os.path.join(cdir, f"{rec['id']}-json.log"),
+            "--exit-file", os.path.join(cdir, records.EXIT_FILE),
+            "--stdout-fd", str(out_r), "--stderr-fd", str(err_r), "--ready-fd", str(notify_w),
+            "--", sys.executable, "-m", "minibox", "--root", root, "_finish", rec["id"],
+        ])
+    except MiniboxError as exc:
+        _tell(notify_w, str(exc), exc.exit_code)
+    except BaseException as exc:  # noqa: BLE001 - the CLI must hear about it
+        _tell(notify_w, f"{exc.__class__.__name__}: {exc}", 125)
+    os._exit(1)
 
 
-def copy_to_log(path: str, streams: dict[int, str]) -> None:
-    """Append each line read from ``streams`` to ``path`` as a docker json-file entry."""
-    import select
-
-    from minibox.engine.timefmt import now_rfc3339
-
-    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-    partial = {fd: b"" for fd in streams}
+def _tell(fd: int, message: str, code: int) -> None:
     try:
-        while streams:
-            ready, _, _ = select.select(list(streams), [], [])
-            for fd in ready:
-                data = os.read(fd, 65536)
-                lines = (partial[fd] + data).split(b"\n") if data else [partial[fd]]
-                if data:
-                    partial[fd] = lines.pop()
-                else:
-                    lines = [lines[0]] if lines[0] else []
-                entries = []
-                for line in lines:
-                    text = line.decode("utf-8", errors="replace") + ("\n" if data else "")
-                    entries.append(json.dumps({"log": text, "stream": streams[fd], "time": now_rfc3339()}))
-                if entries:
-                    os.write(log, ("\n".join(entries) + "\n").encode())
-                if not data:
-                    os.close(fd)
-                    del streams[fd]
-    finally:
-        os.close(log)
+        os.write(fd, json.dumps({"message": message, "exit_code": code}).encode())
+    except OSError:
+        pass
+
+
+def finish_from_exit_file(root: str, cid: str) -> None:
+    """``minibox _finish ID``: what the monitor execs once the container has exited."""
+    rec = records.load(root, cid)
+    info = records.read_exit_file(root, cid) or {}
+    containers.finish(root, rec, info.get("exit_code", 137))

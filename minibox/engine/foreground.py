@@ -20,32 +20,48 @@ def run(root: str, rec: dict, *, interactive: bool, tty: bool, trace=None) -> in
     """Start the created container, wait for it, record its exit; return docker's exit code."""
     stdin = 0 if interactive else os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
     winsize = _winsize(0) if tty else None
-    init = containers.start(root, rec, stdio=None if tty else (stdin, 1, 2), winsize=winsize,
-                            trace=trace)
-    if stdin != 0:
-        os.close(stdin)
-    pid = init.pid
-    previous = {}
+    # Signals that arrive while the container starts are held and delivered
+    # once it runs, so a quick SIGTERM is never lost or fatal to us.
+    target = {"pid": 0}
+    pending = []
 
     def forward(signum, _frame):
+        if not target["pid"]:
+            pending.append(signum)
+            return
         try:
-            os.kill(pid, signum)
+            os.kill(target["pid"], signum)
         except ProcessLookupError:
             pass
 
-    for sig in FORWARDED:
-        previous[sig] = signal.signal(sig, forward)
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+    try:
+        init = containers.start(root, rec, stdio=None if tty else (stdin, 1, 2), winsize=winsize,
+                                trace=trace)
+    except BaseException:
+        _restore(previous)
+        raise
+    finally:
+        if stdin != 0:
+            os.close(stdin)
+    pid = target["pid"] = init.pid
+    for signum in pending:
+        forward(signum, None)
     try:
         if tty and init.console_fd is not None:
             _relay_tty(init.console_fd, pid, interactive)
         _, status = os.waitpid(pid, 0)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        _restore(previous)
     code = os.waitstatus_to_exitcode(status)
     exit_code = 128 - code if code < 0 else code
     containers.finish(root, rec, exit_code, init.cgroup)
     return exit_code
+
+
+def _restore(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 def _winsize(fd: int) -> bytes | None:

@@ -13,6 +13,7 @@ import random
 
 from minibox.atomic import write_json
 from minibox.errors import Conflict, MiniboxError, NotFound
+from minibox.runtime.procfs import pid_start_time
 
 RECORD = "container.json"
 EXIT_FILE = "exit.json"
@@ -37,22 +38,38 @@ def ensure_root(root: str) -> None:
         os.chmod(path, 0o700)
 
 
+class locked:
+    """Hold an exclusive flock on a container's dir while its record and resources change.
+
+    The monitor recording an exit and a concurrent ``rm -f`` would otherwise
+    both tear down the same cgroup and mounts. Raises NotFound if the
+    container is gone (or goes while we wait).
+    """
+
+    def __init__(self, root: str, cid: str):
+        self.root, self.cid = root, cid
+        self.fd = -1
+
+    def __enter__(self):
+        import fcntl
+
+        try:
+            self.fd = os.open(container_dir(self.root, self.cid), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotFound(f"No such container: {self.cid}") from None
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        if not os.path.isdir(container_dir(self.root, self.cid)):
+            os.close(self.fd)
+            raise NotFound(f"No such container: {self.cid}")
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+        return False
+
+
 def new_id() -> str:
     return os.urandom(32).hex()
-
-
-def pid_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat (start time in clock ticks), or None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces and parentheses.
-    fields = data[data.rindex(b")") + 2:].split()
-    if fields[0] == b"Z":
-        return None  # a zombie is dead for our purposes
-    return int(fields[19])
 
 
 def is_alive(pid: int | None, start: int | None) -> bool:
@@ -60,7 +77,7 @@ def is_alive(pid: int | None, start: int | None) -> bool:
 
 
 def save(root: str, rec: dict) -> None:
-    write_json(os.path.join(container_dir(root, rec["id"]), RECORD), rec)
+    write_json(os.path.join(container_dir(root, rec["id"]), RECORD), rec, durable=False)
 
 
 def load(root: str, cid: str) -> dict:
@@ -83,7 +100,7 @@ def refresh(root: str, rec: dict) -> dict:
         if is_alive(state.get("monitor_pid"), state.get("monitor_start")):
             return rec  # the init just exited; its monitor is recording the exit right now
         state.update(status="exited", running=False, pid=0)
-        exit_info = _read_exit_file(root, rec["id"])
+        exit_info = read_exit_file(root, rec["id"])
         if exit_info:
             state["exit_code"] = exit_info.get("exit_code", 137)
             state["finished_at"] = exit_info.get("finished_at", state.get("finished_at"))
@@ -99,7 +116,7 @@ def refresh(root: str, rec: dict) -> dict:
     return rec
 
 
-def _read_exit_file(root: str, cid: str) -> dict | None:
+def read_exit_file(root: str, cid: str) -> dict | None:
     try:
         with open(os.path.join(container_dir(root, cid), EXIT_FILE), "rb") as f:
             return json.load(f)

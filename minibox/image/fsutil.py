@@ -9,13 +9,19 @@ import os
 
 
 def makedirs(path: str, mode: int = 0o700) -> None:
-    """``mkdir -p`` with ``mode`` on every directory it creates."""
+    """``mkdir -p`` giving ``mode`` to every directory it creates (os.makedirs
+    applies it to the last one only, the parents get the umask's)."""
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path)
+    if parent != path:
+        makedirs(parent, mode)
     try:
-        os.makedirs(path, mode=mode, exist_ok=True)
+        os.mkdir(path, mode)
     except FileExistsError:
-        pass
-    if os.stat(path).st_mode & 0o777 != mode:
-        os.chmod(path, mode)
+        return
+    os.chmod(path, mode)  # mkdir's mode is masked by the umask
 
 
 def fsync_dir(path: str) -> None:
@@ -69,15 +75,23 @@ def read_json(path: str, default=None):
 class FileLock:
     """An exclusive ``flock`` on a file, for writers of the store (a context manager)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, shared: bool = False, blocking: bool = True):
         self.path = path
         self.fd = -1
+        self.shared = shared
+        self.blocking = blocking
+        self.acquired = False
 
     def __enter__(self):
         import fcntl
 
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        op = fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX
+        try:
+            fcntl.flock(self.fd, op | (0 if self.blocking else fcntl.LOCK_NB))
+            self.acquired = True
+        except BlockingIOError:
+            self.acquired = False
         return self
 
     def __exit__(self, *exc):

@@ -94,13 +94,18 @@ class ImageStore:
 
     def ensure(self) -> None:
         """Create the store's directories (0700) before the first write."""
-        fsutil.makedirs(self.root)
+        if os.path.isdir(self.path("tmp")):
+            return
         for sub in ("configs", "meta", "blobs/sha256", "layers", "l", "tmp"):
             fsutil.makedirs(self.path(sub))
-        fsutil.makedirs(self.dir)
 
     def lock(self) -> fsutil.FileLock:
         return fsutil.FileLock(self.path("lock"))
+
+    def gc_guard(self) -> fsutil.FileLock:
+        """Held (shared) by pull/load/import while their new layers are not yet
+        referenced by an image, so a concurrent rmi/prune never collects them."""
+        return fsutil.FileLock(self.path("gc.lock"), shared=True)
 
     def layer_dir(self, diff_id: str) -> str:
         return self.path("layers", _hex(diff_id), "diff")
@@ -237,47 +242,79 @@ class ImageStore:
 
     # --- writing layers -----------------------------------------------------------
     def add_layer(self, fileobj, expected_diff_id: str | None = None, label: str = "layer", limits=None) -> dict:
-        """Unpack a layer tar stream into the store; returns its layer.json dict.
+        """Unpack a layer tar stream into the store (no blob kept); returns layer.json."""
+        return self.add_layer_blob(fileobj, diff_id=expected_diff_id, label=label, limits=limits, keep_blob=False)
 
-        Unpacks into image/tmp, verifies the diff_id, then renames into place
-        under the lock. A layer already present is reused (the new copy is
-        dropped), so concurrent pulls of one layer end with one dir.
+    def add_layer_blob(self, fileobj, *, diff_id: str | None = None, blob_digest: str | None = None,
+                       blob_size: int | None = None, label: str = "layer", limits=None,
+                       keep_blob: bool = True) -> dict:
+        """Unpack a (compressed) layer blob while keeping a copy of the blob.
+
+        Both digests are checked before anything becomes visible: the blob's
+        (``blob_digest``, ``blob_size``, as a registry descriptor states them)
+        and the uncompressed stream's (``diff_id``, from the image config).
+        The layer dir is renamed into place only then, under the lock; a layer
+        already present is reused. Returns layer.json plus ``blob`` and
+        ``media_type``.
         """
+        import hashlib
         import shutil
 
         from minibox.image import unpack
 
-        if expected_diff_id and self.has_layer(expected_diff_id):
-            _drain(fileobj)
-            return self.layer_info(expected_diff_id)
+        if diff_id and self.has_layer(diff_id) and (not keep_blob or (blob_digest and self.has_blob(blob_digest))):
+            return dict(self.layer_info(diff_id), blob=blob_digest)
+        self.ensure()
         tmp = self.mkdtemp("layer")
         try:
-            diff = os.path.join(tmp, "diff")
-            os.mkdir(diff, 0o755)
-            stats = unpack.unpack(fileobj, diff, limits=limits or unpack.Limits(), label=label)
-            if expected_diff_id and stats.diff_id != expected_diff_id:
-                raise unpack.LayerError(
-                    f"{label}: diff_id mismatch: content is {stats.diff_id}, expected {expected_diff_id}"
-                )
-            return self._commit_layer(tmp, stats.diff_id, stats.size)
+            blob_tmp = os.path.join(self.path("tmp"), os.path.basename(tmp) + ".blob")
+            with open(blob_tmp, "wb") if keep_blob else open(os.devnull, "wb") as out:
+                tee = _Tee(fileobj, out, hashlib.sha256())
+                if diff_id and self.has_layer(diff_id):
+                    stats = None  # only the blob is missing: verify and keep it
+                else:
+                    diff = os.path.join(tmp, "diff")
+                    os.mkdir(diff, 0o755)
+                    stats = unpack.unpack(tee, diff, limits=limits or unpack.Limits(), label=label)
+                _drain(tee)
+                if keep_blob:
+                    out.flush()
+                    os.fsync(out.fileno())
+            digest = "sha256:" + tee.hash.hexdigest()
+            if blob_digest and digest != blob_digest:
+                raise unpack.LayerError(f"{label}: digest mismatch: got {digest}, expected {blob_digest}")
+            if blob_size is not None and tee.count != blob_size:
+                raise unpack.LayerError(f"{label}: size mismatch: got {tee.count} bytes, expected {blob_size}")
+            if stats is not None and diff_id and stats.diff_id != diff_id:
+                raise unpack.LayerError(f"{label}: diff_id mismatch: content is {stats.diff_id}, expected {diff_id}")
+            media = None
+            if keep_blob:
+                media = layer_media_type(blob_tmp)
+                self.commit_blob(blob_tmp, digest)
+            if stats is None:
+                info = self.layer_info(diff_id)
+            else:
+                info = self._commit_layer(tmp, stats.diff_id, stats.size, stats.tar_size)
+            return dict(info, blob=digest if keep_blob else None, media_type=media)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+            if keep_blob:
+                try:
+                    os.unlink(blob_tmp)
+                except FileNotFoundError:
+                    pass
 
-    def _commit_layer(self, tmp: str, diff_id: str, size: int) -> dict:
+    def _commit_layer(self, tmp: str, diff_id: str, size: int, tar_size: int = 0) -> dict:
         h = _hex(diff_id)
         final = self.path("layers", h)
         with self.lock():
             if self.has_layer(diff_id):
                 return self.layer_info(diff_id)
             link = "".join(_LINK_ALPHABET[b % 32] for b in os.urandom(_LINK_LEN))
-            info = {"diff_id": diff_id, "size": size, "link": link}
+            info = {"diff_id": diff_id, "size": size, "tar_size": tar_size, "link": link}
             fsutil.atomic_write_json(os.path.join(tmp, "layer.json"), info)
             # The link first: dangling until the rename, never pointing at half a layer.
             os.symlink(f"../layers/{h}/diff", self.path("l", link))
-            if os.path.isdir(final):  # a leftover without layer.json: incomplete
-                import shutil
-
-                shutil.rmtree(final)
             os.rename(tmp, final)
             fsutil.fsync_dir(self.path("layers"))
         return info
@@ -358,12 +395,10 @@ class ImageStore:
         Like docker, the config's Cmd is empty unless a ``CMD`` change is given.
         ``path`` may be ``-`` for stdin. The original tar is kept as a blob.
         """
-        import hashlib
-        import json
         import sys
 
         from minibox.image import changes as changes_mod
-        from minibox.image import platform, reference
+        from minibox.image import reference
 
         target = reference.parse(ref) if ref else None
         container_config = changes_mod.apply(
@@ -372,25 +407,19 @@ class ImageStore:
         )
         self.ensure()
         self.reap_tmp()
-        tmp = self.mkdtemp("import")
         try:
-            try:
-                src = _nullctx(sys.stdin.buffer) if path == "-" else open(path, "rb")  # noqa: SIM115
-            except OSError as exc:
-                raise MiniboxError(f"import {path}: {exc.strerror}") from None
-            blob_tmp = os.path.join(tmp, "blob")
-            with src, open(blob_tmp, "wb") as out:
-                tee = _Tee(src, out, hashlib.sha256())
-                info = self.add_layer(tee, label=f"import {path}")
-                _drain(tee)
-                out.flush()
-                os.fsync(out.fileno())
-            blob_digest = "sha256:" + tee.hash.hexdigest()
-            self.commit_blob(blob_tmp, blob_digest)
-        finally:
-            import shutil
+            src = _nullctx(sys.stdin.buffer) if path == "-" else open(path, "rb")  # noqa: SIM115
+        except OSError as exc:
+            raise MiniboxError(f"import {path}: {exc.strerror}") from None
+        with src, self.gc_guard():
+            info = self.add_layer_blob(src, label=f"import {path}")
+            return self._import_image(info, path, target, container_config, message)
 
-            shutil.rmtree(tmp, ignore_errors=True)
+    def _import_image(self, info, path, target, container_config, message) -> Image:
+        import json
+
+        from minibox.image import platform
+
         created = now_rfc3339()
         comment = message or f"Imported from {path}"
         plat = platform.host()
@@ -406,9 +435,177 @@ class ImageStore:
         if plat["variant"]:
             config["variant"] = plat["variant"]
         raw = json.dumps(config, separators=(",", ":")).encode()
-        media = layer_media_type(self.blob_path(blob_digest))
-        layer = {"diff_id": info["diff_id"], "blob": blob_digest, "media_type": media}
+        layer = {"diff_id": info["diff_id"], "blob": info["blob"], "media_type": info["media_type"]}
         return self.add_image(raw, [layer], tags=[target] if target else ())
+
+    # --- inspect, removal, garbage collection ---------------------------------------
+    def list_images(self) -> list[Image]:
+        """Alias of images() (the name ``info`` calls)."""
+        return self.images()
+
+    def inspect(self, img: Image) -> dict:
+        """``docker image inspect`` view of an image."""
+        cfg = img.config
+        lowers = [self.layer_dir(d) for d in reversed(img.diff_ids)]
+        return {
+            "Id": img.id,
+            "RepoTags": img.repo_tags,
+            "RepoDigests": img.repo_digests,
+            "Parent": "",
+            "Comment": cfg.get("comment", ""),
+            "Created": cfg.get("created", ""),
+            "DockerVersion": cfg.get("docker_version", ""),
+            "Author": cfg.get("author", ""),
+            "Config": cfg.get("config") or {},
+            "Architecture": cfg.get("architecture", ""),
+            "Variant": cfg.get("variant"),
+            "Os": cfg.get("os", ""),
+            "Size": img.size,
+            "GraphDriver": {"Name": "overlay2", "Data": {
+                "LowerDir": ":".join(lowers[1:]) or None,
+                "UpperDir": lowers[0] if lowers else None,
+                "MergedDir": None, "WorkDir": None}},
+            "RootFS": {"Type": "layers", "Layers": img.diff_ids},
+            "Metadata": {"LastTagTime": img.meta.get("added", "")},
+        }
+
+    def containers_using(self, image_id: str) -> list[str]:
+        """Ids of the containers whose record (<root>/containers/*/container.json) uses the image."""
+        out = []
+        base = os.path.join(self.root, "containers")
+        try:
+            names = os.listdir(base)
+        except FileNotFoundError:
+            return out
+        for cid in names:
+            rec = fsutil.read_json(os.path.join(base, cid, "container.json"), None) if len(cid) == 64 else None
+            if isinstance(rec, dict) and rec.get("image_id") == image_id:
+                out.append(cid)
+        return out
+
+    def remove(self, name: str, force: bool = False) -> list[str]:
+        """``rmi``: untag and/or delete; returns docker's ``Untagged:``/``Deleted:`` lines.
+
+        An image used by a container is never deleted: without ``force`` it is
+        a Conflict; with it, only its tags go (docker's behaviour for stopped
+        containers keeps the layers the container needs, and so do we).
+        """
+        from minibox.image import reference
+
+        img = self.resolve(name)
+        lines = []
+        by_tag = not (name.startswith("sha256:") or (set(name) <= _HEX and img.id[7:].startswith(name)))
+        users = self.containers_using(img.id)
+        if by_tag:
+            ref = reference.parse(name)
+            if users and not force and len(img.repo_tags) <= 1:
+                raise Conflict(f'conflict: unable to remove repository reference "{name}" (must force) - '
+                               f"container {users[0][:12]} is using its referenced image {img.short_id}")
+            if len(img.repo_tags) > 1 or users:
+                self.untag(ref)
+                return [f"Untagged: {ref.familiar()}"]
+        else:
+            if users and not force:
+                raise Conflict(f"conflict: unable to delete {img.short_id} (must be forced) - image is being "
+                               f"used by container {users[0][:12]}")
+            if len(img.repo_tags) > 1 and not force:
+                raise Conflict(f"conflict: unable to delete {img.short_id} (must be forced) - image is "
+                               "referenced in multiple repositories")
+        for t in img.repo_tags + [d for d in img.repo_digests if d in self._all_refs()]:
+            self.untag(t)
+            lines.append(f"Untagged: {t}")
+        if users:
+            return lines
+        lines += self._delete_image(img)
+        return lines
+
+    def _all_refs(self) -> set:
+        return {k for refs in self._index().values() for k in refs}
+
+    def _delete_image(self, img: Image) -> list[str]:
+        h = _hex(img.id)
+        with self.lock():
+            for p in (self.path("configs", h), self.path("meta", h + ".json")):
+                try:
+                    os.unlink(p)
+                except FileNotFoundError:
+                    pass
+        return [f"Deleted: {img.id}"] + self.gc()
+
+    def gc(self) -> list[str]:
+        """Remove layers and blobs no image references (skipped while a pull/load runs).
+
+        A layer dir leaves by rename into tmp/ (atomic), then its l/ link and
+        its files go; a container using it always has its image recorded.
+        """
+        import shutil
+
+        lines = []
+        guard = fsutil.FileLock(self.path("gc.lock"), shared=False, blocking=False)
+        with guard:
+            if not guard.acquired:
+                return lines
+            with self.lock():
+                imgs = [self.get(i, {}) for i in self.image_ids()]
+                used_layers = {d for im in imgs for d in im.diff_ids}
+                used_blobs = {l.get("blob") for im in imgs for l in im.meta.get("layers", [])}
+                for h in _listdir(self.path("layers")):
+                    diff_id = "sha256:" + h
+                    if len(h) != 64 or diff_id in used_layers:
+                        continue
+                    info = self.layer_info(diff_id)
+                    trash = self.path("tmp", f"gc-{os.getpid()}-{h[:12]}-{os.urandom(3).hex()}")
+                    os.rename(self.path("layers", h), trash)
+                    if info.get("link"):
+                        try:
+                            os.unlink(self.path("l", info["link"]))
+                        except FileNotFoundError:
+                            pass
+                    shutil.rmtree(trash, ignore_errors=True)
+                    lines.append(f"Deleted: {diff_id}")
+                for h in _listdir(self.path("blobs", "sha256")):
+                    if "sha256:" + h not in used_blobs:
+                        os.unlink(self.path("blobs", "sha256", h))
+                # Links whose layer is gone (a crash between link and rename).
+                for link in _listdir(self.path("l")):
+                    if not os.path.exists(self.path("l", link)):
+                        os.unlink(self.path("l", link))
+        return lines
+
+    def prune(self, all_images: bool = False) -> tuple[list[str], int]:
+        """``image prune``: dangling (untagged) images, or with ``all_images`` every
+        image no container uses. Returns (docker's lines, bytes reclaimed)."""
+        before = self._bytes()
+        lines = []
+        for img in self.images():
+            if img.repo_tags and not all_images:
+                continue
+            if self.containers_using(img.id):
+                continue
+            for t in img.repo_tags + [d for d in img.repo_digests if d in self._all_refs()]:
+                self.untag(t)
+                lines.append(f"untagged: {t}")
+            h = _hex(img.id)
+            with self.lock():
+                for p in (self.path("configs", h), self.path("meta", h + ".json")):
+                    try:
+                        os.unlink(p)
+                    except FileNotFoundError:
+                        pass
+            lines.append(f"deleted: {img.id}")
+        lines += [line.replace("Deleted:", "deleted:") for line in self.gc()]
+        return lines, max(0, before - self._bytes())
+
+    def _bytes(self) -> int:
+        total = 0
+        for top in (self.path("layers"), self.path("blobs")):
+            for dirpath, _dirs, files in os.walk(top):
+                for n in files:
+                    try:
+                        total += os.lstat(os.path.join(dirpath, n)).st_size
+                    except OSError:
+                        pass
+        return total
 
     # --- accounting -------------------------------------------------------------------
     def disk_usage(self) -> dict:
@@ -467,12 +664,14 @@ class _Tee:
 
     def __init__(self, src, out, h):
         self.src, self.out, self.hash = src, out, h
+        self.count = 0
 
     def read(self, size: int = -1) -> bytes:
         data = self.src.read(size)
         if data:
             self.out.write(data)
             self.hash.update(data)
+            self.count += len(data)
         return data
 
 
@@ -488,6 +687,13 @@ class _nullctx:
 
     def __exit__(self, *exc):
         return False
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
 
 
 def _drain(fileobj) -> None:

@@ -63,6 +63,7 @@ class LayerStats:
 
     diff_id: str = ""
     size: int = 0
+    tar_size: int = 0
     entries: int = 0
     skipped: list = field(default_factory=list)
 
@@ -218,6 +219,7 @@ class _Extractor:
         self.dirs: list = []
         self.links_ok: set = set()
         self.privileged = os.geteuid() == 0
+        self.root_group = os.getegid() == 0
         self.stats = LayerStats()
 
     # --- directory walking without following anything ---------------------
@@ -304,7 +306,8 @@ class _Extractor:
 
     def apply_fd(self, fd: int, member, xattrs) -> None:
         """Owner, then mode (chown clears setuid), xattrs, then mtime."""
-        if self.privileged:
+        # New entries are root's already (no setgid dir exists before the end).
+        if self.privileged and (member.uid or member.gid or not self.root_group):
             os.fchown(fd, member.uid, member.gid)
         os.fchmod(fd, member.mode & 0o7777)
         for attr, value in xattrs:
@@ -337,12 +340,18 @@ class _Extractor:
         if member.isreg():
             self.regular(tf, member, pfd, base, parts, xattrs)
         elif member.isdir():
-            if self.make_room(pfd, base, parts, True) is None:
+            try:
                 os.mkdir(base, 0o700, dir_fd=pfd)
+            except FileExistsError:
+                if self.make_room(pfd, base, parts, True) is None:
+                    os.mkdir(base, 0o700, dir_fd=pfd)
             self.dirs.append((parts, member, xattrs))
         elif member.issym():
-            self.make_room(pfd, base, parts, False)
-            os.symlink(member.linkname, base, dir_fd=pfd)
+            try:
+                os.symlink(member.linkname, base, dir_fd=pfd)
+            except FileExistsError:
+                self.make_room(pfd, base, parts, False)
+                os.symlink(member.linkname, base, dir_fd=pfd)
             self.lmeta(pfd, base, member)
             self.links_ok.add(parts)
         elif member.islnk():
@@ -361,10 +370,16 @@ class _Extractor:
             self.stats.skipped.append(name)
 
     def regular(self, tf, member, pfd, base, parts, xattrs) -> None:
-        self.make_room(pfd, base, parts, False)
-        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=pfd)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            src = tf.extractfile(member)
+            fd = os.open(base, flags, 0o600, dir_fd=pfd)
+        except FileExistsError:
+            self.make_room(pfd, base, parts, False)
+            fd = os.open(base, flags, 0o600, dir_fd=pfd)
+        try:
+            # The stream is positioned at the member's data; reading it directly
+            # skips tarfile's per-file reader objects (sparse files need them).
+            src = tf.extractfile(member) if member.sparse is not None else tf.fileobj
             remaining = member.size
             while remaining > 0:
                 chunk = src.read(min(_CHUNK, remaining))
@@ -382,7 +397,7 @@ class _Extractor:
 
     def lmeta(self, pfd: int, base: str, member) -> None:
         """Owner and mtime of a symlink itself (a symlink has no mode)."""
-        if self.privileged:
+        if self.privileged and (member.uid or member.gid or not self.root_group):
             os.chown(base, member.uid, member.gid, dir_fd=pfd, follow_symlinks=False)
         ns = int(member.mtime * 1_000_000_000)
         os.utime(base, ns=(ns, ns), dir_fd=pfd, follow_symlinks=False)
@@ -467,6 +482,7 @@ def unpack(fileobj, dest: str, *, limits: Limits = Limits(), label: str = "layer
             closer = None
         ex.finish_dirs()
         ex.stats.diff_id = "sha256:" + reader.hash.hexdigest()
+        ex.stats.tar_size = reader.count
         return ex.stats
     finally:
         if closer is not None:

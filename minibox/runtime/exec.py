@@ -92,6 +92,7 @@ def _helper(spec, ns_fds, cgroup, err_w, err_r, stdio, console_sock, parent_sock
 
 def _exec(spec: dict, security, stdio, console_sock) -> None:
     process = spec["process"]
+    proc.reset_signals()
     if stdio is not None:
         for target, fd in enumerate(stdio):
             if fd != target:

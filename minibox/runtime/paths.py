@@ -82,7 +82,9 @@ def make_path(root: str, unsafe: str, *, is_file: bool = False, mode: int = 0o75
     if is_file:
         target = secure_join(root, unsafe)
         try:
-            fd = os.open(target, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            # Read-only open: creating a mount point must not copy an existing
+            # file up into the container's writable layer.
+            fd = os.open(target, os.O_CREAT | os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         except IsADirectoryError:
             return target
         except OSError as exc:

@@ -207,6 +207,15 @@ def _child(spec, plan, namespaces, go_r, go_w, err_r, err_w, stdio, console_sock
     os._exit(code)
 
 
+def reset_signals() -> None:
+    """Python ignores SIGPIPE and SIGXFSZ; ignored dispositions survive execve, so restore them.
+
+    Without this ``yes | head -1`` would loop forever inside the container.
+    """
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _report(fd: int, message: str, code: int) -> None:
     try:
         os.write(fd, json.dumps({"message": message, "exit_code": code}).encode())
@@ -236,6 +245,7 @@ def _enter_namespaces(namespaces: dict) -> None:
 def _init_setup(spec: dict, plan, stdio, console_sock) -> None:
     process = spec.get("process") or {}
     linux = spec.get("linux") or {}
+    reset_signals()
     os.setsid()
     if stdio is not None:
         for target, fd in enumerate(stdio):
@@ -304,16 +314,20 @@ def _prepare_cwd(rootfs: str, cwd: str) -> None:
                          EXIT_RUNTIME) from None
 
 
+# <asm-generic/ioctls.h>; Python's termios module does not export them.
+_TIOCGPTN = 0x80045430
+_TIOCSPTLCK = 0x40045431
+
+
 def _setup_console(sock) -> None:
     """Make a pty in the container's own devpts and hand the master to the runtime."""
     import fcntl
     import socket
     import struct
-    import termios
 
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    fcntl.ioctl(master, termios.TIOCSPTLCK, struct.pack("i", 0))
-    number = struct.unpack("I", fcntl.ioctl(master, termios.TIOCGPTN, b"\0" * 4))[0]
+    fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))  # unlockpt()
+    number = struct.unpack("I", fcntl.ioctl(master, _TIOCGPTN, b"\0" * 4))[0]  # ptsname()
     slave_path = f"/dev/pts/{number}"
     slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY)
     socket.send_fds(sock, [b"M"], [master])

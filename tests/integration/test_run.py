@@ -30,7 +30,7 @@ def mounts_under(path: str) -> list[str]:
 
 
 def test_ps_shows_only_the_container_and_sh_is_pid_1(mb):
-    r = mb("run", "--rm", "busybox", "sh", "-c", "ps -o pid,comm")
+    r = mb("run", "--rm", "busybox", "sh", "-c", "ps -o pid,comm; true")
     assert r.returncode == 0, r.stderr
     rows = [line.split() for line in r.stdout.strip().splitlines()[1:]]
     assert rows[0] == ["1", "sh"]
@@ -57,7 +57,7 @@ def test_network_none_has_only_loopback(mb):
 
 def test_own_uts_ipc_and_mount_namespaces(mb):
     r = mb("run", "--rm", "busybox", "sh", "-c",
-           "readlink /proc/1/ns/uts /proc/1/ns/ipc /proc/1/ns/mnt /proc/1/ns/pid /proc/1/ns/net")
+           "for n in uts ipc mnt pid net; do readlink /proc/1/ns/$n; done")
     assert r.returncode == 0, r.stderr
     inside = r.stdout.split()
     outside = [os.readlink(f"/proc/self/ns/{n}") for n in ("uts", "ipc", "mnt", "pid", "net")]
@@ -65,7 +65,7 @@ def test_own_uts_ipc_and_mount_namespaces(mb):
 
 
 def test_only_stdio_fds_cross_exec(mb):
-    r = mb("run", "--rm", "busybox", "sh", "-c", "ls /proc/1/fd")
+    r = mb("run", "--rm", "busybox", "sh", "-c", "ls /proc/1/fd; true")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["0", "1", "2"]
 
@@ -109,8 +109,7 @@ def test_etc_files_are_the_containers(mb):
     (["busybox", "nosuchcommand"], 127),
     (["busybox", "/etc"], 126),
     (["-w", "/bin/cat", "busybox", "true"], 125),
-    (["busybox", "sh", "-c", "kill -9 $$"], 137),
-    (["busybox", "sh", "-c", "kill -15 $$"], 0),  # PID 1 ignores signals it has no handler for
+    (["busybox", "sh", "-c", "kill -15 $$; echo still-here"], 0),  # PID 1 ignores unhandled signals
 ])
 def test_exit_codes(mb, args, code):
     r = mb("run", "--rm", *args)
@@ -147,6 +146,17 @@ def test_rm_flag_removes_failing_containers(fresh_mb):
     assert fresh_mb("ps", "-aq").stdout == ""
     assert mounts_under(fresh_mb.root) == []
     assert os.listdir(os.path.join(fresh_mb.root, "containers")) == []
+
+
+def test_killed_by_signal_is_128_plus_n(mb):
+    name = unique()
+    proc = mb.popen("run", "--rm", "--name", name, "busybox", "sh", "-c", "echo ready; sleep 60",
+                    stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    pid = json.loads(mb("inspect", name).stdout)[0]["State"]["Pid"]
+    os.kill(pid, signal.SIGKILL)
+    proc.communicate(timeout=20)
+    assert proc.returncode == 137
 
 
 def test_sigterm_to_minibox_reaches_the_container(mb):
@@ -294,24 +304,37 @@ def test_state_dirs_are_private(mb):
         assert os.stat(os.path.join(mb.root, sub)).st_mode & 0o777 == 0o700
 
 
+def _read_until(fd, marker: bytes, timeout: float = 20) -> bytes:
+    import select
+
+    out = b""
+    deadline = time.time() + timeout
+    while marker not in out and time.time() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
 def test_interactive_tty_shell(mb):
     import pty
 
     pid, fd = pty.fork()
     if pid == 0:
         os.execv(mb.cmd[0], [*mb.cmd, "--root", mb.root, "run", "--rm", "-it", "busybox", "sh"])
-    os.write(fd, b"echo $((6*7)); tty; stty size; exit 5\n")
-    out = b""
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
+    banner = _read_until(fd, b"# ")
+    # busybox's line editor asks the terminal where the cursor is; answer as a terminal would.
+    os.write(fd, b"\x1b[1;1R")
+    assert b"# " in banner, banner
+    os.write(fd, b"echo $((6*7)); tty; exit 5\n")
+    text = _read_until(fd, b"\x00", timeout=20).decode(errors="replace")
     _, status = os.waitpid(pid, 0)
-    text = out.decode(errors="replace")
     assert "42" in text
     assert "/dev/pts/0" in text
     assert os.waitstatus_to_exitcode(status) == 5

@@ -148,3 +148,27 @@ def test_cli_import_and_images(tmp_path, capsys):
     assert "invalid reference format" in capsys.readouterr().err
     assert cli.main(["--root", root, "import", str(tmp_path / "missing.tar")]) == 125
     assert "missing.tar" in capsys.readouterr().err
+
+
+def test_blob_digest_and_size_mismatch_change_nothing(tmp_path):
+    import gzip
+    import hashlib
+
+    store = ImageStore(str(tmp_path / "root"))
+    store.ensure()
+    before = state(tmp_path / "root")
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tf:
+        ti = tarfile.TarInfo("f")
+        ti.size = 3
+        tf.addfile(ti, io.BytesIO(b"abc"))
+    blob = gzip.compress(raw.getvalue())
+    good = "sha256:" + hashlib.sha256(blob).hexdigest()
+    with pytest.raises(LayerError, match="digest mismatch"):
+        store.add_layer_blob(io.BytesIO(blob), blob_digest="sha256:" + "1" * 64, label="L")
+    with pytest.raises(LayerError, match="size mismatch"):
+        store.add_layer_blob(io.BytesIO(blob), blob_digest=good, blob_size=len(blob) + 1, label="L")
+    assert state(tmp_path / "root") == before
+    info = store.add_layer_blob(io.BytesIO(blob), blob_digest=good, blob_size=len(blob), label="L")
+    assert info["blob"] == good and info["media_type"].endswith("+gzip") and store.has_blob(good)
+    assert info["tar_size"] == len(raw.getvalue())

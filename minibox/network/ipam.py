@@ -1,0 +1,211 @@
+"""Address management for one network: pure allocation plus a locked lease file.
+
+Why a lease file and a lock instead of asking the kernel: the addresses of
+containers that are being created (veth not there yet) or whose runtime was
+SIGKILLed (veth gone, record still there) are only known to minibox. The lease
+file is the single source of truth, read and rewritten under ``flock`` so that
+concurrent ``minibox run`` processes never hand out one address twice; it is
+rewritten atomically so that a crash never leaves it half written. Leases of
+containers that no longer exist (the caller's ``is_alive`` says so) are
+reclaimed, and handed back to the caller so it can remove their leftovers.
+"""
+
+import errno
+import fcntl
+import ipaddress
+import json
+import os
+from contextlib import contextmanager
+
+from minibox.errors import Conflict, MiniboxError, NotFound, SyscallError, UsageError
+
+LEASES = "leases.json"
+LOCK = "leases.lock"
+
+
+# --------------------------------------------------------------------------- pure
+
+
+def parse_subnet(cidr: str) -> ipaddress.IPv4Network:
+    """The network for ``cidr``; host bits set or a block too small → UsageError."""
+    try:
+        net = ipaddress.IPv4Network(cidr, strict=True)
+    except ValueError as exc:
+        raise UsageError(f"invalid subnet {cidr!r}: {exc}") from None
+    if net.prefixlen > 30:
+        raise UsageError(f"invalid subnet {cidr}: a /{net.prefixlen} leaves no room for containers")
+    return net
+
+
+def gateway_of(net: ipaddress.IPv4Network) -> ipaddress.IPv4Address:
+    """The bridge's own address: the first host of the subnet (docker's choice)."""
+    return net.network_address + 1
+
+
+def pick_address(net: ipaddress.IPv4Network, used, requested: str | None = None) -> str:
+    """A free host address of ``net`` not in ``used`` (strings), or ``requested``.
+
+    The network address, the gateway (.1) and the broadcast address are never
+    handed out. Addresses are taken lowest first, as docker does, so a reused
+    address is the common case and the leases stay small.
+    """
+    used = set(used)
+    gateway = gateway_of(net)
+    if requested is not None:
+        try:
+            addr = ipaddress.IPv4Address(requested)
+        except ValueError:
+            raise UsageError(f"invalid IP address {requested!r}") from None
+        if addr not in net:
+            raise UsageError(f"IP address {addr} is not in subnet {net}")
+        if addr in (net.network_address, net.broadcast_address, gateway):
+            raise UsageError(f"IP address {addr} is reserved in subnet {net}")
+        if str(addr) in used:
+            raise Conflict(f"IP address {addr} is already in use on this network")
+        return str(addr)
+    first = int(gateway) + 1
+    last = int(net.broadcast_address) - 1
+    # Walk integers rather than net.hosts(): a /8 has 16M hosts and the walk
+    # stops at the first gap anyway.
+    for value in range(first, last + 1):
+        text = str(ipaddress.IPv4Address(value))
+        if text not in used:
+            return text
+    raise Conflict(f"no free IP address left in subnet {net}")
+
+
+def reclaimable(leases: dict, is_alive) -> list[str]:
+    """Ids of the leases whose container no longer exists."""
+    return [cid for cid in leases if not is_alive(cid)]
+
+
+# --------------------------------------------------------------------------- files
+
+
+def container_exists(root: str):
+    """The default ``is_alive``: the engine's record dir is there.
+
+    A container whose dir is gone was removed (or never finished being
+    created and was cleaned up); its lease may be reclaimed.
+    """
+    base = os.path.join(root, "containers")
+    return lambda cid: os.path.isdir(os.path.join(base, cid))
+
+
+def write_json_atomic(path: str, data) -> None:
+    """tmp + fsync + rename in the same directory: readers see old or new, never half."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def read_json(path: str, default):
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return default
+    except json.JSONDecodeError as exc:
+        raise MiniboxError(f"corrupt state file {path}: {exc}") from None
+
+
+@contextmanager
+def flocked(path: str):
+    """Hold an exclusive flock on ``path`` (a lock file that is never replaced).
+
+    The lock is on a separate file because the data file is swapped by
+    rename, and a lock on a replaced inode would protect nothing.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            raise SyscallError(exc.errno or errno.EIO, "flock", path) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+class LeaseStore:
+    """The leases of one network, in ``<root>/network/<name>/leases.json``.
+
+    The file maps container id → lease dict: ``ip``, ``name``, ``aliases``,
+    ``host_veth``, ``ports`` (published ports) — everything needed to undo a
+    connection without the container's record.
+    """
+
+    def __init__(self, directory: str):
+        self.dir = directory
+        self.path = os.path.join(directory, LEASES)
+        self.lock_path = os.path.join(directory, LOCK)
+
+    @contextmanager
+    def locked(self):
+        """The leases, locked; changes to the yielded dict are saved on success.
+
+        The directory is the network's and is never created here: a network
+        removed while a container was joining must not come back half-made.
+        """
+        if not os.path.isdir(self.dir):
+            raise NotFound(f"network state {self.dir} does not exist")
+        with flocked(self.lock_path):
+            leases = read_json(self.path, {})
+            before = json.dumps(leases, sort_keys=True)
+            yield leases
+            if json.dumps(leases, sort_keys=True) != before:
+                write_json_atomic(self.path, leases)
+
+    def load(self) -> dict:
+        """A snapshot of the leases (no lock: the file is only ever replaced whole)."""
+        return read_json(self.path, {})
+
+    def allocate(self, net, container_id: str, is_alive, requested: str | None = None,
+                 extra: dict | None = None, check=None):
+        """Lease an address to ``container_id``; returns ``(ip, reclaimed)``.
+
+        ``reclaimed`` maps the ids of dead containers whose leases were
+        dropped to those leases, so the caller can remove their veths and port
+        rules. ``check(leases)`` runs under the lock before the lease is
+        written (the published-port check uses it) and may raise. A container
+        that already holds a lease is a Conflict: connect twice is a bug.
+        """
+        with self.locked() as leases:
+            reclaimed = {cid: leases.pop(cid) for cid in reclaimable(leases, is_alive)
+                         if cid != container_id}
+            if container_id in leases:
+                raise Conflict(f"container {container_id[:12]} is already connected to this network")
+            if check is not None:
+                check(leases)
+            ip = pick_address(net, (lease["ip"] for lease in leases.values()), requested)
+            lease = dict(extra or {})
+            lease["ip"] = ip
+            leases[container_id] = lease
+        return ip, reclaimed
+
+    def update(self, container_id: str, **fields) -> None:
+        """Record more about a lease (the veth name once it exists, the ports)."""
+        with self.locked() as leases:
+            if container_id in leases:
+                leases[container_id].update(fields)
+
+    def release(self, container_id: str):
+        """Drop the lease of ``container_id``; returns it, or None (idempotent)."""
+        with self.locked() as leases:
+            return leases.pop(container_id, None)
+
+    def reclaim(self, is_alive) -> dict:
+        """Drop every lease whose container is dead; returns them by id."""
+        with self.locked() as leases:
+            return {cid: leases.pop(cid) for cid in reclaimable(leases, is_alive)}

@@ -1,0 +1,1 @@
+"""Docker-format seccomp profiles: the bundled default and its conversion to OCI."""
