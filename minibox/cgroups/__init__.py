@@ -134,3 +134,44 @@ def remove_leftover(path: str, root: str = DEFAULT_ROOT) -> bool:
         return False
     cg.destroy()
     return True
+
+
+def prune_empty(parent: str | None = None, min_age: float = 60.0, root: str = DEFAULT_ROOT) -> list[str]:
+    """Remove the empty child cgroups of ``parent`` (default: minibox's); returns their names.
+
+    For ``system prune``: a container's cgroup that outlived its record (a
+    runtime killed at the wrong moment) holds no process and is never
+    reused. Several minibox roots can share one cgroup parent, so nothing
+    with a process is touched, and nothing younger than ``min_age`` seconds
+    (a container being created right now has no process yet for a moment).
+    """
+    import time
+
+    parent = parent or os.environ.get("MINIBOX_CGROUP_PARENT")
+    if not parent:
+        parent = DEFAULT_PARENT_V2 if detect(root) == "v2" else DEFAULT_PARENT
+    drv = open_driver(root)
+    top = drv.find(parent)
+    if top is None:
+        return []
+    names = set()
+    for d in set(top.paths().values()):
+        try:
+            names |= {e.name for e in os.scandir(d) if e.is_dir(follow_symlinks=False)}
+        except FileNotFoundError:
+            continue
+    removed = []
+    now = time.time()
+    for name in sorted(names):
+        cg = drv.find(posixpath.join(parent, name))
+        if cg is None or cg.pids():
+            continue
+        try:
+            newest = max(os.stat(p).st_mtime for p in cg.paths().values())
+        except FileNotFoundError:
+            continue
+        if now - newest < min_age:
+            continue
+        cg.destroy()
+        removed.append(name)
+    return removed

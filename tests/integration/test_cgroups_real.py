@@ -244,3 +244,21 @@ def test_remove_leftover_finds_and_kills(drv):
         proc.kill()
         proc.wait()
         group.destroy()
+
+
+def test_prune_empty_removes_only_old_empty_children(drv):
+    parent = f"minibox-test-{uuid.uuid4().hex[:12]}"
+    empty, busy = drv.create(f"{parent}/empty"), drv.create(f"{parent}/busy")
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        busy.add(proc.pid)
+        assert cgroups.prune_empty(parent, min_age=3600) == []  # too young
+        assert cgroups.prune_empty(parent, min_age=0) == ["empty"]
+        assert drv.find(f"{parent}/empty") is None
+        assert drv.find(f"{parent}/busy") is not None and proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+        for group in (empty, busy, drv.find(parent)):
+            if group is not None:
+                group.destroy()
