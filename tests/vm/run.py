@@ -171,6 +171,10 @@ def boot(k, initrd: str, accel: str, timeout: float, token: str, boot_timeout: f
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+    if pending:
+        # A partial line (pytest -v names a test before its result) shows where it hung.
+        lines.append(pending.decode(errors="replace").rstrip("\r"))
+        print(lines[-1], flush=True)
     return status, lines, booted, reason
 
 
