@@ -14,8 +14,9 @@ class Cgroup(Protocol):
     def add(self, pid: int) -> None:
         """Move ``pid`` (a process minibox created) into the cgroup."""
 
-    def apply(self, resources: dict) -> list[str]:
-        """Write OCI linux.resources; returns warnings (a swap limit the kernel cannot hold)."""
+    def apply(self, resources: dict, trace=None) -> list[str]:
+        """Write OCI linux.resources; returns warnings (a swap limit the kernel cannot hold).
+        ``trace(line)`` (run --trace) hears of each file written."""
 
     def paths(self) -> dict[str, str]:
         """{controller: dir} on v1, {"unified": dir} on v2: saved in the record, for open()."""

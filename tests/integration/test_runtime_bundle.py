@@ -45,7 +45,7 @@ def test_runtime_runs_a_bundle_with_its_exit_code(bundle, tmp_path):
     _set_args(bundle, ["sh", "-c", "hostname; ps -o pid,comm | wc -l; exit 7"], cgroup=f"minibox/{cid}")
     r = mb("runtime", "run", "-b", str(bundle), cid)
     assert r.returncode == 7, r.stderr
-    assert r.stdout.split() == ["bundled", "3"]  # header, sh, ps
+    assert r.stdout.split() == ["bundled", "4"]  # header, sh, ps, wc: nothing from the host
     assert mb("runtime", "list").stdout.strip().splitlines() == ["ID\tPID\tSTATUS\tBUNDLE"]
     assert not any(cid in d for _, dirs, _ in os.walk("/sys/fs/cgroup/pids") for d in dirs)
 
