@@ -14,7 +14,7 @@ import zlib
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from bench import chart, harness  # noqa: E402
+from bench import chart, harness
 
 
 def test_interleaved_order_and_warmup():
