@@ -45,6 +45,10 @@ def run_argv(argv: list[str], env: dict | None = None, timeout: float = 120) -> 
 class Side:
     """One contender: ``fn()`` does the timed work once (raise SideFailed on failure).
 
+    When ``fn`` returns a float, that is the sample (for work that must be
+    timed inside, e.g. a pull without the clean-up after it); otherwise the
+    wall time around the call is.
+
     ``absent`` set means the side does not run here and says why. ``setup``
     and ``teardown`` run once around the whole comparison, untimed.
     """
@@ -93,12 +97,14 @@ def compare(sides: list[Side], rounds: int, warmup: int = 1, clock=time.perf_cou
             for s in list(live):
                 t0 = clock()
                 try:
-                    s.fn()
+                    value = s.fn()
                 except SideFailed as e:
                     out[s.name] = {"failed": str(e)}
                     live.remove(s)
                     continue
                 elapsed = clock() - t0
+                if isinstance(value, float):
+                    elapsed = value
                 if i >= warmup:
                     samples[s.name].append(elapsed)
     finally:
@@ -231,7 +237,7 @@ def _fmt(value, unit: str) -> str:
 def table(results: Results) -> str:
     """The human table: one line per side/point/value, then the headline ratios."""
     lines = []
-    w = 44
+    w = 52
     lines.append(f"{'benchmark':<{w}} {'side':<22} {'median':>12} {'ratio':>8}")
     lines.append("-" * (w + 45))
     for b in results.benchmarks:
@@ -240,7 +246,7 @@ def table(results: Results) -> str:
             for side, summary in b["sides"].items():
                 r = "" if side == b["base"] else b["ratios"].get(f"{b['base']}/{side}")
                 status = side_status(summary)
-                med = status[:60] if status else _fmt(summary.get("median"), b["unit"])
+                med = status if status else _fmt(summary.get("median"), b["unit"])
                 rtxt = "" if r == "" else ("-" if r is None else f"{r:.3f}")
                 if status:
                     lines.append(f"{title:<{w}} {side:<22} {med}")
@@ -257,7 +263,7 @@ def table(results: Results) -> str:
         elif b["kind"] == "value":
             lines.append(f"{title:<{w}} {'':<22} {_fmt(b['value'], b['unit']):>12}   {b.get('detail', '')[:60]}")
         else:
-            lines.append(f"{title:<{w}} absent: {b['absent'][:80]}")
+            lines.append(f"{title:<{w}} absent: {b['absent']}")
     if results.headline:
         lines.append("")
         lines.append(f"{'headline ratio (minibox / peer)':<{w}} {'value':>8} {'target':>8}  verdict")

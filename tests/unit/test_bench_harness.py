@@ -27,6 +27,12 @@ def test_interleaved_order_and_warmup():
     assert out["a"]["median"] == 1  # every call takes exactly one tick of the fake clock
 
 
+def test_a_returned_float_is_the_sample():
+    values = iter([9.0, 3.0, 1.0, 2.0])
+    out = harness.compare([harness.Side("inner", lambda: next(values))], rounds=3, warmup=1)
+    assert out["inner"]["samples"] == [3.0, 1.0, 2.0] and out["inner"]["median"] == 2.0
+
+
 def test_trivial_commands_absent_and_failed(tmp_path):
     setups = []
     sides = [
