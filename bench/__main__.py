@@ -125,6 +125,10 @@ def main(argv=None) -> int:
                         "rounds": args.rounds, "warmup": args.warmup, "minibox_cmd": mb.cmd,
                         "minibox_version": version.strip().splitlines()[:3],
                         "peers": {p: _version_of(p) for p in ("runc", "crun", "dockerd")}}
+        if len(mb.cmd) > 1 and os.environ.get("PYTHONDONTWRITEBYTECODE"):
+            results.notes.append("minibox runs as `python -m minibox` with PYTHONDONTWRITEBYTECODE set: without "
+                                 "cached bytecode every run compiles its modules again (~170 ms here); "
+                                 "`make install` first for representative numbers")
         ctx = common.Context(mb, results, args.rounds, args.warmup, work, tar, args.workers)
         _with_docker(ctx, False, [s for s in wanted if s in NO_BRIDGE], not args.no_docker)
         _with_docker(ctx, True, [s for s in wanted if s in WITH_BRIDGE], not args.no_docker)
