@@ -9,9 +9,14 @@ BIN        ?= /usr/local/bin
 MINIBOX_ROOT ?= /var/lib/minibox
 APT_PACKAGES = busybox-static libcap-dev libseccomp-dev gcc libc6-dev python3-venv python3-dev \
                iproute2 iptables tar util-linux
+# What the integration tests use beyond the runtime's own needs: a real registry
+# and real images, and qemu for the cgroup v2 VM.
+TEST_APT_PACKAGES = docker-registry skopeo umoci openssl zstd qemu-system-x86 dpkg-dev cpio runc
 TEST_ARGS  ?=
+VM_TESTS   ?= tests/integration/test_cgroups_real.py tests/integration/test_run.py \
+              tests/integration/test_image_overlay.py tests/integration/test_network.py
 
-.PHONY: all deps venv install rootfs test unit lint clean bench vm-test
+.PHONY: all deps test-deps venv install rootfs test unit lint clean bench vm-test parity
 
 all: install
 
@@ -21,6 +26,17 @@ deps:
 	if [ -n "$$missing" ]; then \
 	    echo "make: installing $$missing"; \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+test-deps:
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(TEST_APT_PACKAGES)"
+	@# docker.io for tests/parity, which start their own private dockerd. The
+	@# package's own daemon must not start: it would set iptables FORWARD to DROP.
+	@if ! dpkg -s docker.io >/dev/null 2>&1; then \
+	    guard=; [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; \
+	        chmod +x /usr/sbin/policy-rc.d; guard=1; }; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io || true; \
+	    [ -z "$$guard" ] || rm -f /usr/sbin/policy-rc.d; \
 	fi
 
 $(VENV)/bin/python:
@@ -40,10 +56,12 @@ rootfs: rootfs/busybox.tar
 rootfs/busybox.tar: rootfs/build.sh
 	sh rootfs/build.sh $@
 
-# Tests run against the installed package (what a user runs), refreshed first.
-test: venv rootfs
-	$(VENV)/bin/pip install -q --no-deps --force-reinstall .
-	$(VENV)/bin/pytest -q -ra $(TEST_ARGS) tests
+# Tests run against the installed package (what a user runs), refreshed first:
+# everything on this host, then the kernel-facing tests again in a cgroup v2 VM.
+test: venv rootfs test-deps
+	$(VENV)/bin/pip install -q --no-deps --force-reinstall '.[test]'
+	$(VENV)/bin/pytest -q -ra $(TEST_ARGS) tests/unit tests/integration tests/parity
+	$(VENV)/bin/python tests/vm/run.py -q -ra $(VM_TESTS)
 
 unit: venv
 	$(VENV)/bin/pip install -q --no-deps --force-reinstall .
@@ -55,11 +73,14 @@ lint: venv
 	@! grep -rn --include='*.py' -E 'extractall\(|shell=True|os\.system\(' minibox || \
 	    { echo "lint: banned call (tarfile.extractall, shell=True, os.system)"; exit 1; }
 
+parity: venv rootfs test-deps
+	$(VENV)/bin/pytest -q -ra tests/parity
+
 bench: install
 	$(VENV)/bin/python -m bench
 
-vm-test: install
-	$(VENV)/bin/python -m tests.vm.run
+vm-test: install test-deps
+	$(VENV)/bin/python tests/vm/run.py -q -ra $(VM_TESTS)
 
 clean:
 	rm -rf build dist *.egg-info rootfs/busybox.tar minibox/_*.so minibox/_shim.[co] minibox/_caps.[co] \

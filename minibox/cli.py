@@ -18,7 +18,7 @@ _MODULE_ALIASES = {"import": "import_"}
 _VERBS = (
     "run", "create", "start", "ps", "rm", "inspect", "images", "import", "info",
     "version", "pull", "load", "save", "tag", "rmi", "history", "diff", "commit",
-    "system", "network", "volume", "stats", "update", "check", "logs", "exec", "stop",
+    "system", "image", "network", "volume", "stats", "update", "check", "logs", "exec", "stop",
     "kill", "restart", "wait", "pause", "unpause", "attach", "build", "builder", "port",
     "login", "logout", "top", "runtime",
     "_finish",  # internal: what a container's monitor runs once the container exited

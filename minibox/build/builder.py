@@ -49,6 +49,7 @@ class BuildOptions:
     build_args: dict[str, str] = field(default_factory=dict)
     target: str | None = None
     no_cache: bool = False
+    trace: object = None                # build --trace: a callable taking one line, else None
 
 
 @dataclass
@@ -283,7 +284,8 @@ class Builder:
         env += [f"{k}={val}" for k, val in vars_.args_in_effect().items()]
         skip = runstep.missing_mount_points(ws.rootfs)
         code = runstep.run(ws.rootfs, ws.path("bundle"), argv, env, inner.get("WorkingDir") or "/",
-                           inner.get("User") or "", lambda t, line: v.log(_text(line), t))
+                           inner.get("User") or "", lambda t, line: v.log(_text(line), t),
+                           trace=self.opts.trace)
         if code != 0:
             shown = json.dumps(argv) if ins.json else " ".join(argv)
             raise BuildError(f'process "{shown}" did not complete successfully: exit code: {code}')

@@ -76,7 +76,7 @@ def _read(rootfs: str, path: str) -> str:
 
 
 def run(rootfs: str, bundle: str, argv: list[str], env: list[str], cwd: str, user: str,
-        on_output) -> int:
+        on_output, trace=None) -> int:
     """Run ``argv`` in a container on ``rootfs``; return its exit code (128+N if killed by N).
 
     ``bundle`` is a private dir for the runtime; ``on_output(elapsed, line)``
@@ -91,7 +91,7 @@ def run(rootfs: str, bundle: str, argv: list[str], env: list[str], cwd: str, use
     init = None
     started = time.monotonic()
     try:
-        init = process.create(spec, bundle, stdio=(devnull, out_w, out_w))
+        init = process.create(spec, bundle, stdio=(devnull, out_w, out_w), trace=trace)
         os.close(out_w)
         out_w = -1
         init.start()

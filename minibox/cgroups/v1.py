@@ -68,8 +68,11 @@ class V1Cgroup:
         for d in self._unique_dirs():
             fs.write(os.path.join(d, "cgroup.procs"), str(pid))
 
-    def apply(self, resources: dict) -> list[str]:
-        """Write the OCI resources; returns warnings for limits the host cannot hold."""
+    def apply(self, resources: dict, trace=None) -> list[str]:
+        """Write the OCI resources; returns warnings for limits the host cannot hold.
+
+        ``trace`` (``run --trace``) is called with each file written and its value.
+        """
         warnings = []
         memsw = self._f("memory", "memory.memsw.limit_in_bytes")
         current = None
@@ -89,6 +92,8 @@ class V1Cgroup:
                     )
                     continue
                 raise MiniboxError(f"cannot set {name}: the kernel does not support it ({target} missing)")
+            if trace:
+                trace(f"cgroup write {target} = {value}")
             fs.write(target, value)
         return warnings
 

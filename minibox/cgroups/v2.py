@@ -36,8 +36,11 @@ class V2Cgroup:
     def add(self, pid: int) -> None:
         fs.write(self._f("cgroup.procs"), str(pid))
 
-    def apply(self, resources: dict) -> list[str]:
-        """Write the OCI resources; returns warnings for limits the host cannot hold."""
+    def apply(self, resources: dict, trace=None) -> list[str]:
+        """Write the OCI resources; returns warnings for limits the host cannot hold.
+
+        ``trace`` (``run --trace``) is called with each file written and its value.
+        """
         warnings = []
         for name, value in v2_writes(resources):
             target = self._f(name)
@@ -50,6 +53,8 @@ class V2Cgroup:
                     f"cannot set {name}: the {ctrl} controller is not enabled for {self.path} "
                     f"(missing from {os.path.dirname(self.path)}/cgroup.subtree_control)"
                 )
+            if trace:
+                trace(f"cgroup write {target} = {value}")
             fs.write(target, value)
         return warnings
 

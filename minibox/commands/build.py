@@ -12,6 +12,7 @@ def configure(parser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image id on success")
     parser.add_argument("--progress", choices=("auto", "plain", "tty", "quiet"), default="auto",
                         help="progress output (minibox always prints plain)")
+    parser.add_argument("--trace", action="store_true", help="print each Linux primitive a RUN step applies")
     parser.add_argument("context", metavar="CONTEXT", help="the build context directory")
 
 
@@ -54,6 +55,10 @@ def main(args) -> int:
         target=args.target,
         no_cache=args.no_cache,
     )
+    if args.trace:
+        from minibox.commands.run import trace_printer
+
+        opts.trace = trace_printer(True)
     quiet = args.quiet or args.progress == "quiet"
     image = Builder(args.root, opts, Progress(sys.stderr, quiet=quiet)).run()
     if args.quiet:

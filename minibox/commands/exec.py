@@ -10,6 +10,7 @@ def configure(p) -> None:
     p.add_argument("-e", "--env", action="append", default=[], help="Set environment variables")
     p.add_argument("-w", "--workdir", help="Working directory inside the container")
     p.add_argument("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])")
+    p.add_argument("--trace", action="store_true", help="Print each Linux primitive minibox applies")
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
 

@@ -17,18 +17,18 @@ def configure(p) -> None:
 def _since(value: str | None) -> float:
     if not value:
         return 0.0
-    from minibox.engine.timefmt import parse_rfc3339
     from minibox.errors import UsageError
+    from minibox.image.humanize import parse_time
 
     units = {"s": 1, "m": 60, "h": 3600}
     if value[-1] in units and value[:-1].replace(".", "", 1).isdigit():
         return time.time() - float(value[:-1]) * units[value[-1]]
     if value.replace(".", "", 1).isdigit():
         return float(value)
-    try:
-        return parse_rfc3339(value)
-    except ValueError:
-        raise UsageError(f'invalid value for "since": {value}') from None
+    stamp = parse_time(value)
+    if stamp is None:
+        raise UsageError(f'invalid value for "since": {value}')
+    return stamp
 
 
 def _emit(entry: dict, timestamps: bool) -> None:

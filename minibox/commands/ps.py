@@ -12,7 +12,8 @@ def configure(p) -> None:
 
 def status_text(state: dict, now: float | None = None) -> str:
     """docker's STATUS column: "Up 3 seconds", "Exited (0) 2 seconds ago", "Created"."""
-    from minibox.engine.timefmt import human_duration, parse_rfc3339
+    from minibox.engine.timefmt import parse_rfc3339
+    from minibox.image.humanize import duration as human_duration
 
     now = time.time() if now is None else now
     status = state["status"]
@@ -27,7 +28,8 @@ def status_text(state: dict, now: float | None = None) -> str:
 
 def main(args) -> int:
     from minibox.engine import records
-    from minibox.engine.timefmt import human_duration, parse_rfc3339
+    from minibox.engine.timefmt import parse_rfc3339
+    from minibox.image.humanize import duration as human_duration
 
     recs = records.load_all(args.root)
     if not args.all and not args.latest:

@@ -34,6 +34,10 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-signal", help="Signal to stop the container")
     p.add_argument("--stop-timeout", type=int, help="Timeout (in seconds) to stop a container")
     p.add_argument("--trace", action="store_true", help="Print each Linux primitive minibox applies")
+    p.add_argument("--pull", choices=("missing", "always", "never"), default="missing",
+                   help='Pull image before running ("missing", "always", "never")')
+    p.add_argument("--platform", help="Set platform if server is multi-platform capable")
+    p.add_argument("-q", "--quiet", action="store_true", help="Suppress the pull output")
     from minibox.cgroups.flags import add_arguments as add_resource_flags
 
     add_resource_flags(p)
@@ -70,7 +74,7 @@ def main(args) -> int:
         from minibox.engine import detached
 
         try:
-            detached.start_detached(args.root, rec)
+            detached.start_detached(args.root, rec, trace=trace)
         except BaseException:
             if args.rm:
                 containers.remove(args.root, rec["id"], force=True)

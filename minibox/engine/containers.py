@@ -9,7 +9,6 @@ failure half-way leaves nothing behind.
 """
 
 import os
-import shutil
 import signal
 
 from minibox.engine import etcfiles, options, records
@@ -29,7 +28,7 @@ def create(root: str, args, *, keep_mounted: bool = False, trace=None) -> dict:
     records.ensure_root(root)
     _validate(args)
     store = ImageStore(root)
-    image = store.resolve(args.image)
+    image = _image_for(store, args)
     image_cfg = image.config.get("config") or {}
     argv = options.command_line(image_cfg, args.entrypoint, args.command)
     if not argv:
@@ -44,10 +43,8 @@ def create(root: str, args, *, keep_mounted: bool = False, trace=None) -> dict:
         os.mkdir(cdir, 0o700)
         for path in rootfs.values():
             os.mkdir(path, 0o755)
-        mount_overlay(store, image, rootfs["diff"], rootfs["work"], rootfs["merged"])
+        mount_overlay(store, image, rootfs["diff"], rootfs["work"], rootfs["merged"], trace=trace)
         mounted = True
-        if trace:
-            trace(f"mount overlay {rootfs['merged']} (upperdir={rootfs['diff']})")
         rec = _new_record(cid, name, args, image, image_cfg, argv, rootfs)
         rec["rootfs"]["lower"] = list(reversed(image.layer_dirs()))  # docker lists the top layer first
         spec = build_spec(root, rec, args, image_cfg, argv)
@@ -56,6 +53,8 @@ def create(root: str, args, *, keep_mounted: bool = False, trace=None) -> dict:
         ocispec.save(cdir, spec)
         records.save(root, rec)
     except BaseException:
+        import shutil
+
         if mounted:
             unmount_overlay(rootfs["merged"])
         shutil.rmtree(cdir, ignore_errors=True)
@@ -64,6 +63,21 @@ def create(root: str, args, *, keep_mounted: bool = False, trace=None) -> dict:
     if not keep_mounted:
         unmount_overlay(rootfs["merged"])
     return rec
+
+
+def _image_for(store, args):
+    """The local image, pulled first when missing (docker's ``--pull missing``) or ``always``."""
+    policy = getattr(args, "pull", None) or "missing"
+    if policy != "always":
+        try:
+            return store.resolve(args.image)
+        except NotFound:
+            if policy == "never":
+                raise
+    from minibox.image.pull import ensure_image  # the registry client loads only when needed
+
+    return ensure_image(store, args.image, pull_policy=policy, platform=getattr(args, "platform", None),
+                        quiet=getattr(args, "quiet", False))
 
 
 def _validate(args) -> None:
@@ -271,13 +285,15 @@ def start(root: str, rec: dict, *, stdio=None, winsize: bytes | None = None, tra
     if not os.path.ismount(merged):
         store = ImageStore(root)
         mount_overlay(store, store.resolve(rec["image_id"]), rec["rootfs"]["upper"],
-                      rec["rootfs"]["work"], merged)
+                      rec["rootfs"]["work"], merged, trace=trace)
     init = None
     try:
         init = process.create(spec, cdir, stdio=stdio, trace=trace)
         if init.cgroup is not None:
             rec["cgroup_paths"] = init.cgroup.paths()
         _connect_network(root, rec, init.pid)
+        if trace and rec.get("network"):
+            _trace_network(trace, rec["network"], init.pid)
         init.start(winsize)
     except BaseException as exc:
         if init is not None:
@@ -309,6 +325,15 @@ def _connect_network(root: str, rec: dict, pid: int) -> None:
     etcfiles.write_all(records.container_dir(root, rec["id"]), rec["config"]["Hostname"],
                        rec["network"].get("ip"), extra_hosts=extra,
                        dns=rec["host_config"].get("Dns") or ())
+
+
+def _trace_network(trace, ep: dict, pid: int) -> None:
+    trace(f"veth {ep.get('host_veth')} (host, on {ep.get('bridge') or ep.get('network')}) <-> "
+          f"eth0 (in /proc/{pid}/ns/net)")
+    trace(f"ip addr add {ep.get('ip')}/{ep.get('prefixlen')} dev eth0; "
+          f"ip route add default via {ep.get('gateway')}; mac {ep.get('mac')}")
+    for port in ep.get("ports") or []:
+        trace(f"publish {port}")
 
 
 class _NetArgs:
@@ -376,7 +401,7 @@ def _open_cgroup(rec: dict):
         return None
 
 
-def release_runtime(root: str, rec: dict, cgroup=None) -> None:
+def release_runtime(root: str, rec: dict, cgroup=None, trace=None) -> None:
     """Undo start(): network, cgroup, rootfs mount. Idempotent, tolerates partial setup."""
     from minibox.image.overlay import unmount_overlay
 
@@ -385,6 +410,9 @@ def release_runtime(root: str, rec: dict, cgroup=None) -> None:
         try:
             from minibox import network
 
+            if trace:
+                trace(f"ip link del {rec['network'].get('host_veth')} (its eth0 peer goes with it); "
+                      f"release {rec['network'].get('ip')}")
             network.disconnect(root, rec["id"], rec["network"])
             rec["network"] = None
         except Exception as exc:  # noqa: BLE001 - keep releasing the rest
@@ -392,11 +420,17 @@ def release_runtime(root: str, rec: dict, cgroup=None) -> None:
     if cgroup is None and rec.get("cgroup_paths"):
         cgroup = _open_cgroup(rec)
     if cgroup is not None:
+        if trace:
+            for cpath in dict.fromkeys(cgroup.paths().values()):
+                if os.path.isdir(cpath):
+                    trace(f"cgroup rmdir {cpath}")
         try:
             cgroup.destroy()
             rec["cgroup_paths"] = {}
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
+    if trace and os.path.ismount(rec["rootfs"]["merged"]):
+        trace(f"umount2 {rec['rootfs']['merged']} (the overlay)")
     try:
         unmount_overlay(rec["rootfs"]["merged"])
     except Exception as exc:  # noqa: BLE001
@@ -409,7 +443,7 @@ def release_runtime(root: str, rec: dict, cgroup=None) -> None:
 # ------------------------------------------------------------------ removing
 
 
-def remove(root: str, ref: str, force: bool = False, volumes: bool = False) -> str:
+def remove(root: str, ref: str, force: bool = False, volumes: bool = False, trace=None) -> str:
     """docker rm: refuse a running container unless ``force`` (then SIGKILL it first)."""
     cid = records.resolve(root, ref)
     rec = records.load(root, cid)
@@ -418,16 +452,23 @@ def remove(root: str, ref: str, force: bool = False, volumes: bool = False) -> s
         if not force:
             raise Conflict(f"cannot remove container \"{rec['name']}\": container is running: "
                            "stop the container before removing or force remove")
+        if trace:
+            trace(f"kill({state['pid']}, SIGKILL)")
         kill(rec, signal.SIGKILL)
         _wait_gone(state["pid"], state["pid_start"])
         # Let its monitor record the exit and release what it holds first.
+        if trace:
+            trace(f"wait for monitor {state.get('monitor_pid')}: it records the exit and releases "
+                  "the veth, the cgroup and the overlay")
         _wait_gone(state.get("monitor_pid"), state.get("monitor_start"))
     with records.locked(root, cid):
         rec = records.load(root, cid)
         if rec["state"]["status"] in ("running", "paused"):
             raise Conflict(f"container {cid} is still running")
         crashed = bool(rec["state"].get("needs_cleanup"))
-        release_runtime(root, rec)
+        release_runtime(root, rec, trace=trace)
+        if trace:
+            trace(f"rm -r {records.container_dir(root, cid)} (config.json, the writable layer diff/)")
         _remove_locked(root, rec, volumes)
     if crashed and _uses_bridge(rec):
         # A runtime killed between connecting and saving the record left a
@@ -444,6 +485,8 @@ def _uses_bridge(rec: dict) -> bool:
 
 
 def _remove_locked(root: str, rec: dict, volumes: bool) -> None:
+    import shutil
+
     cid = rec["id"]
     if volumes:
         from minibox.engine import volumes as vols

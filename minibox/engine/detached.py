@@ -19,13 +19,13 @@ from minibox.errors import MiniboxError
 _READY = b"1"  # what minibox-monitor writes to --ready-fd once it watches the container
 
 
-def start_detached(root: str, rec: dict) -> None:
+def start_detached(root: str, rec: dict, trace=None) -> None:
     """Start ``rec`` under a monitor; return once it runs, raise MiniboxError if it cannot."""
     notify_r, notify_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
         os.close(notify_r)
-        _monitor(root, rec, notify_w)  # never returns
+        _monitor(root, rec, notify_w, trace)  # never returns
     os.close(notify_w)
     report = b""
     while True:
@@ -44,7 +44,7 @@ def start_detached(root: str, rec: dict) -> None:
                            info.get("exit_code", 125))
 
 
-def _monitor(root: str, rec: dict, notify_w: int) -> None:
+def _monitor(root: str, rec: dict, notify_w: int, trace=None) -> None:
     """The forked child: start the container as our child, then become minibox-monitor.
 
     exec keeps our pid and our children, so the container stays the child of
@@ -61,7 +61,8 @@ def _monitor(root: str, rec: dict, notify_w: int) -> None:
         devnull = os.open("/dev/null", os.O_RDWR)
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        init = containers.start(root, rec, stdio=(devnull, out_w, err_w))
+        # Our fd 2 is still the CLI's stderr here: trace lines (run -d --trace) reach the user.
+        init = containers.start(root, rec, stdio=(devnull, out_w, err_w), trace=trace)
         os.close(out_w)
         os.close(err_w)
         for fd in (0, 1, 2):

@@ -54,14 +54,14 @@ def _is_loopback(addr: str) -> bool:
 def write_all(cdir: str, hostname: str, ip: str | None = None, *, dns=(), extra_hosts=(),
               host_network: bool = False) -> None:
     """Write the three files into the container's state dir."""
-    write_bytes(os.path.join(cdir, "hostname"), f"{hostname}\n".encode(), 0o644)
+    write_bytes(os.path.join(cdir, "hostname"), f"{hostname}\n".encode(), 0o644, durable=False)
     if host_network:
         hosts = _read("/etc/hosts") or hosts_text(hostname, None)
     else:
         hosts = hosts_text(hostname, ip, list(extra_hosts))
-    write_bytes(os.path.join(cdir, "hosts"), hosts.encode(), 0o644)
+    write_bytes(os.path.join(cdir, "hosts"), hosts.encode(), 0o644, durable=False)
     resolv = resolv_text(_read("/etc/resolv.conf"), list(dns), keep_loopback=host_network)
-    write_bytes(os.path.join(cdir, "resolv.conf"), resolv.encode(), 0o644)
+    write_bytes(os.path.join(cdir, "resolv.conf"), resolv.encode(), 0o644, durable=False)
 
 
 def _read(path: str) -> str:

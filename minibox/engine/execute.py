@@ -42,17 +42,24 @@ def run(root: str, args) -> int:
 
     from minibox.runtime.exec import exec_process
 
+    trace = None
+    if getattr(args, "trace", False):
+        from minibox.commands.run import trace_printer
+
+        trace = trace_printer(True)
+
     if args.detach:
         devnull = os.open("/dev/null", os.O_RDWR)
         helper, _ = exec_process(pid, spec, dict(process, terminal=False), cgroup=cgroup,
-                                 stdio=(devnull, devnull, devnull))
+                                 stdio=(devnull, devnull, devnull), trace=trace)
         return 0
     stdin = 0 if args.interactive else os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
     from minibox.engine import foreground
 
     winsize = foreground._winsize(0) if args.tty else None
     helper, console = exec_process(pid, spec, process, cgroup=cgroup,
-                                   stdio=None if args.tty else (stdin, 1, 2), winsize=winsize)
+                                   stdio=None if args.tty else (stdin, 1, 2), winsize=winsize,
+                                   trace=trace)
 
     def forward(signum, _frame):
         try:

@@ -13,6 +13,7 @@ import random
 
 from minibox.atomic import write_json
 from minibox.errors import Conflict, MiniboxError, NotFound
+from minibox.runtime.procfs import pid_start_time
 
 RECORD = "container.json"
 EXIT_FILE = "exit.json"
@@ -71,26 +72,12 @@ def new_id() -> str:
     return os.urandom(32).hex()
 
 
-def pid_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat (start time in clock ticks), or None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces and parentheses.
-    fields = data[data.rindex(b")") + 2:].split()
-    if fields[0] == b"Z":
-        return None  # a zombie is dead for our purposes
-    return int(fields[19])
-
-
 def is_alive(pid: int | None, start: int | None) -> bool:
     return bool(pid) and start is not None and pid_start_time(pid) == start
 
 
 def save(root: str, rec: dict) -> None:
-    write_json(os.path.join(container_dir(root, rec["id"]), RECORD), rec)
+    write_json(os.path.join(container_dir(root, rec["id"]), RECORD), rec, durable=False)
 
 
 def load(root: str, cid: str) -> dict:

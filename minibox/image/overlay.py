@@ -30,11 +30,13 @@ def overlay_options(lowers: list[str], upper: str, work: str) -> str:
     return opts
 
 
-def mount_overlay(store, img, upper: str, work: str, merged: str) -> None:
+def mount_overlay(store, img, upper: str, work: str, merged: str, trace=None) -> None:
     """Mount ``img``'s layers (read-only) + ``upper`` (writable) on ``merged``.
 
     ``upper``, ``work`` and ``merged`` must exist; they are made absolute
-    because the mount runs with the store dir as its cwd.
+    because the mount runs with the store dir as its cwd. ``trace``
+    (``run --trace``) gets the mount call with its options, and where each
+    short lowerdir link leads.
     """
     from minibox import syscalls
 
@@ -50,6 +52,10 @@ def mount_overlay(store, img, upper: str, work: str, merged: str) -> None:
         )
     # chdir is process-wide: restore it even if the mount fails. Callers mount
     # before they start threads that depend on the cwd.
+    if trace:
+        trace(f"mount overlay overlay -> {merged} ({opts}) [cwd {store.dir}]")
+        for link in lowers:
+            trace(f"  lowerdir {link} = {os.path.realpath(os.path.join(store.dir, link))} (read-only)")
     saved = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.chdir(store.dir)

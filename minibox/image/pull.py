@@ -176,3 +176,43 @@ def _fetch_layers(store, client, ref, layers, diff_ids, progress, what, concurre
             progress.done()
             raise failed[0].exception()
     return len(todo)
+
+
+def ensure_image(store, name: str, *, pull_policy: str = "missing", platform: str | None = None,
+                 quiet: bool = False, out=None):
+    """The image ``run``/``create`` use: resolved locally, pulled when missing (docker's
+    ``--pull missing``), always pulled (``always``) or never (``never``).
+
+    Progress goes to ``out`` (stderr by default, as docker run prints it), after
+    docker's ``Unable to find image 'x' locally`` line.
+    """
+    out = out or sys.stderr
+    if pull_policy not in ("missing", "always", "never"):
+        raise MiniboxError(f"invalid pull policy {pull_policy!r}: use missing, always or never")
+    if pull_policy != "always":
+        try:
+            return store.resolve(name)
+        except NotFound:
+            if pull_policy == "never":
+                raise
+    shown = reference.parse(name).familiar() if not name.startswith("sha256:") else name
+    if pull_policy == "missing" and not quiet:
+        out.write(f"Unable to find image '{shown}' locally\n")
+    pull(store, name, platform=platform, quiet=quiet, out=_NoFinalLine(out))
+    return store.resolve(name)
+
+
+class _NoFinalLine:
+    """docker run shows the pull's progress but not pull's closing reference line."""
+
+    def __init__(self, out):
+        self.out = out
+        self.isatty = getattr(out, "isatty", lambda: False)
+        self._held = ""
+
+    def write(self, text: str) -> None:
+        self.out.write(self._held)
+        self._held = text
+
+    def flush(self) -> None:
+        self.out.flush()

@@ -107,8 +107,17 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _opener():
-    return urllib.request.build_opener(_NoRedirect())
+def _opener(verify_tls: bool = True):
+    handlers = [_NoRedirect()]
+    if not verify_tls:
+        import ssl
+
+        # docker's "insecure registry": TLS if offered, certificate not checked.
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        handlers.append(urllib.request.HTTPSHandler(context=ctx))
+    return urllib.request.build_opener(*handlers)
 
 
 class Client:
@@ -123,10 +132,12 @@ class Client:
         self.timeout = timeout
         self.credentials = credentials if credentials is not None else (
             load_credentials(root, host) if root else None)
-        # Loopback: plain HTTP first (the common local registry); opt-in: TLS first.
-        self.schemes = ["http", "https"] if self.loopback else (["https", "http"] if insecure else ["https"])
+        # As docker: loopback registries and opted-in ones are "insecure": HTTPS
+        # without certificate checks, then plain HTTP. The scheme that answers
+        # first is kept for the rest of the session (one failed handshake per pull).
+        self.schemes = ["https", "http"] if (self.loopback or insecure) else ["https"]
         self._auth: dict[str, str] = {}  # scope -> Authorization header value
-        self._opener = _opener()
+        self._opener = _opener(verify_tls=not (self.loopback or insecure))
 
     # -- low level --
     def _url(self, scheme: str, path: str) -> str:
@@ -151,7 +162,9 @@ class Client:
         last_exc = None
         for i, scheme in enumerate(self.schemes):
             try:
-                return self._request(method, self._url(scheme, path), scope, headers, what)
+                resp = self._request(method, self._url(scheme, path), scope, headers, what)
+                self.schemes = [scheme]
+                return resp
             except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
                 if isinstance(exc, MiniboxError):
                     raise
@@ -232,7 +245,7 @@ class Client:
             cred = base64.b64encode(":".join(self.credentials).encode()).decode()
             req.add_unredirected_header("Authorization", f"Basic {cred}")
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as r:
+            with self._opener.open(req, timeout=self.timeout) as r:
                 data = json.loads(r.read(1 << 20))
         except urllib.error.HTTPError as exc:
             raise AuthError(f"{what}: token service {realm} refused: HTTP {exc.code}") from None
@@ -244,7 +257,7 @@ class Client:
         self._auth[scope] = f"Bearer {token}"
 
     def _check_cleartext(self, what: str) -> None:
-        if "http" in self.schemes and not self.loopback and not self.insecure:
+        if self.schemes == ["http"] and not self.loopback and not self.insecure:
             raise AuthError(f"{what}: refusing to send credentials over plain HTTP")
 
     # -- API --

@@ -145,7 +145,14 @@ class ImageStore:
                 pid = 0
             if pid == os.getpid() or (pid and fsutil.pid_alive(pid)):
                 continue
-            shutil.rmtree(self.path("tmp", name), ignore_errors=True)
+            path = self.path("tmp", name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
 
     # --- tag index ------------------------------------------------------------
     def _index(self) -> dict:
@@ -421,7 +428,9 @@ class ImageStore:
         from minibox.image import platform
 
         created = now_rfc3339()
-        comment = message or f"Imported from {path}"
+        # docker's wording: the CLI streams the file, so the daemon always sees "-";
+        # it also keeps the image id independent of where the tarball lay.
+        comment = message or "Imported from -"
         plat = platform.host()
         config = {
             "architecture": plat["architecture"],
@@ -458,7 +467,6 @@ class ImageStore:
             "Author": cfg.get("author", ""),
             "Config": cfg.get("config") or {},
             "Architecture": cfg.get("architecture", ""),
-            "Variant": cfg.get("variant"),
             "Os": cfg.get("os", ""),
             "Size": img.size,
             "GraphDriver": {"Name": "overlay2", "Data": {
@@ -467,6 +475,7 @@ class ImageStore:
                 "MergedDir": None, "WorkDir": None}},
             "RootFS": {"Type": "layers", "Layers": img.diff_ids},
             "Metadata": {"LastTagTime": img.meta.get("added", "")},
+            **({"Variant": cfg["variant"]} if cfg.get("variant") else {}),
         }
 
     def containers_using(self, image_id: str) -> list[str]:

@@ -55,6 +55,9 @@ class Limits:
 
     max_bytes: int = 64 << 30
     max_entries: int = 4_000_000
+    # tarfile holds a pax/long-name header in memory whole: cap what one
+    # header may read so a hostile one cannot exhaust memory first.
+    max_header: int = 32 << 20
 
 
 @dataclass
@@ -79,6 +82,8 @@ class _HashingReader:
         self._label = label
         self.hash = hashlib.sha256()
         self.count = 0
+        self.header_limit = 0  # > 0 while tarfile parses a header
+        self.header_count = 0
 
     def read(self, size: int = -1) -> bytes:
         try:
@@ -86,6 +91,10 @@ class _HashingReader:
         except _decompress_errors() as exc:
             raise LayerError(f"{self._label}: corrupt compressed data: {exc}") from None
         self.count += len(data)
+        if self.header_limit:
+            self.header_count += len(data)
+            if self.header_count > self.header_limit:
+                raise LayerError(f"{self._label}: a tar header larger than {self.header_limit} bytes")
         if self.count > self._limit:
             raise LayerError(f"{self._label}: layer exceeds the size limit of {self._limit} bytes")
         self.hash.update(data)
@@ -461,9 +470,13 @@ def unpack(fileobj, dest: str, *, limits: Limits = Limits(), label: str = "layer
         stream, closer = decompressed(fileobj, label)
         reader = _HashingReader(stream, limits.max_bytes, label)
         try:
+            # Opening a stream reads the first header already.
+            reader.header_count, reader.header_limit = 0, limits.max_header
             with tarfile.open(fileobj=reader, mode="r|") as tf:
                 while True:
+                    reader.header_count, reader.header_limit = 0, limits.max_header
                     member = tf.next()
+                    reader.header_limit = 0
                     if member is None:
                         break
                     tf.members.clear()  # stream mode: keep memory flat on huge layers

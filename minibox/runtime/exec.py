@@ -20,7 +20,8 @@ _KIND = {"cgroup": "cgroup", "ipc": "ipc", "uts": "uts", "net": "network", "mnt"
 
 
 def exec_process(init_pid: int, spec: dict, process: dict, *, cgroup=None,
-                 stdio: tuple[int, int, int] | None = None, winsize: bytes | None = None):
+                 stdio: tuple[int, int, int] | None = None, winsize: bytes | None = None,
+                 trace=None):
     """Start ``process`` (OCI process dict) in the container of ``init_pid``.
 
     Returns (pid of the forked helper, console master fd or None). The
@@ -40,7 +41,7 @@ def exec_process(init_pid: int, spec: dict, process: dict, *, cgroup=None,
     full_spec = dict(spec, process=process)
     pid = os.fork()
     if pid == 0:
-        _helper(full_spec, ns_fds, cgroup, err_w, err_r, stdio, child_sock, parent_sock)
+        _helper(full_spec, ns_fds, cgroup, err_w, err_r, stdio, child_sock, parent_sock, trace)
     for _name, fd in ns_fds:
         os.close(fd)
     os.close(err_w)
@@ -58,19 +59,31 @@ def exec_process(init_pid: int, spec: dict, process: dict, *, cgroup=None,
     return pid, console
 
 
-def _helper(spec, ns_fds, cgroup, err_w, err_r, stdio, console_sock, parent_sock) -> None:
+def _helper(spec, ns_fds, cgroup, err_w, err_r, stdio, console_sock, parent_sock,
+            trace=None) -> None:
     code = EXIT_RUNTIME
     try:
+        if trace:
+            from minibox.runtime import tracing
+
+            tracing.keep_stderr()
         os.close(err_r)
         if parent_sock is not None:
             parent_sock.close()
         if cgroup is not None:
+            if trace:
+                for cpath in dict.fromkeys(cgroup.paths().values()):
+                    trace(f"cgroup write {cpath}/cgroup.procs = {os.getpid()}")
             cgroup.add(os.getpid())
         security = proc._preload(spec)
         for name, fd in ns_fds:
+            if trace:
+                trace(f"setns {name} (the init's /proc/PID/ns/{name})")
             sc.setns(fd, sc.NAMESPACE_FLAGS[_KIND[name]], name)
             os.close(fd)
         os.setsid()
+        if trace:
+            trace("fork: the child is the first to live in the joined PID namespace")
         child = os.fork()
         if child:
             os.close(err_w)
@@ -79,7 +92,7 @@ def _helper(spec, ns_fds, cgroup, err_w, err_r, stdio, console_sock, parent_sock
             _, status = os.waitpid(child, 0)
             code = os.waitstatus_to_exitcode(status)
             os._exit(128 - code if code < 0 else code)
-        _exec(spec, security, stdio, console_sock)
+        _exec(spec, security, stdio, console_sock, trace)
     except MiniboxError as exc:
         code = exc.exit_code
         proc._report(err_w, str(exc), code)
@@ -90,7 +103,7 @@ def _helper(spec, ns_fds, cgroup, err_w, err_r, stdio, console_sock, parent_sock
     os._exit(code)
 
 
-def _exec(spec: dict, security, stdio, console_sock) -> None:
+def _exec(spec: dict, security, stdio, console_sock, trace=None) -> None:
     process = spec["process"]
     proc.reset_signals()
     if stdio is not None:
@@ -107,9 +120,17 @@ def _exec(spec: dict, security, stdio, console_sock) -> None:
     env = process.get("env") or []
     args = process["args"]
     executable = proc._lookup(args[0], env)
+    if trace:
+        from minibox.runtime import tracing
+
+        tracing.security(trace, process, spec.get("linux") or {})
     security.apply(process, spec.get("linux") or {})
     proc._switch_user(process.get("user") or {})
     proc._close_extra_fds()
+    if trace:
+        import json
+
+        trace(f"execve {executable} {json.dumps(args)}")
     try:
         os.execve(executable, args, proc._env_dict(env))
     except OSError as exc:

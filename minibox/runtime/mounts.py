@@ -9,7 +9,6 @@ create the device nodes, pivot_root, then mask and lock paths from inside.
 
 import os
 import stat
-from dataclasses import dataclass, field
 
 from minibox import syscalls as sc
 from minibox.errors import SyscallError
@@ -49,34 +48,47 @@ DEV_SYMLINKS = (
 )
 
 
-@dataclass
 class MountOp:
-    """One mount(2) call: ``dest`` is a path inside the container."""
+    """One mount(2) call: ``dest`` is a path inside the container.
 
-    source: str | None
-    dest: str
-    fstype: str | None
-    flags: int
-    data: str | None
-    propagation: int = 0
-    is_file: bool = False
+    Plain classes here, not dataclasses: ``import dataclasses`` costs ~20 ms
+    and this module is on every container's start path.
+    """
+
+    __slots__ = ("source", "dest", "fstype", "flags", "data", "propagation", "is_file")
+
+    def __init__(self, source: str | None, dest: str, fstype: str | None, flags: int, data: str | None,
+                 propagation: int = 0, is_file: bool = False):
+        self.source, self.dest, self.fstype, self.flags = source, dest, fstype, flags
+        self.data, self.propagation, self.is_file = data, propagation, is_file
 
     def describe(self) -> str:
-        opts = f" ({self.data})" if self.data else ""
-        return f"mount {self.fstype or 'bind'} {self.source or ''} -> {self.dest}{opts}"
+        """One ``--trace`` line: type, source, target and every option (flags and data)."""
+        opts = [name for name, (set_, _) in _FLAG_OPTIONS.items()
+                if set_ and self.flags & set_ == set_ and name != "bind"]
+        if "rbind" in opts:
+            opts.remove("rbind")
+            opts.insert(0, "rbind")
+        elif self.flags & sc.MS_BIND:
+            opts.insert(0, "bind")
+        opts += [name for name, bits in _PROPAGATION.items() if self.propagation == bits]
+        if self.data:
+            opts.append(self.data)
+        kind = self.fstype or "bind"
+        return f"mount {kind} {self.source or kind} -> {self.dest} ({','.join(opts) or 'defaults'})"
 
 
-@dataclass
 class MountPlan:
     """Everything ``apply`` does, in order; built by :func:`plan` from the spec."""
 
-    rootfs: str
-    readonly_root: bool
-    mounts: list[MountOp] = field(default_factory=list)
-    devices: list[tuple] = field(default_factory=list)
-    masked: list[str] = field(default_factory=list)
-    readonly: list[str] = field(default_factory=list)
-    root_propagation: int = sc.MS_PRIVATE | sc.MS_REC
+    def __init__(self, rootfs: str, readonly_root: bool):
+        self.rootfs = rootfs
+        self.readonly_root = readonly_root
+        self.mounts: list[MountOp] = []
+        self.devices: list[dict] = []
+        self.masked: list[str] = []
+        self.readonly: list[str] = []
+        self.root_propagation = sc.MS_PRIVATE | sc.MS_REC
 
 
 def parse_options(options: list[str]) -> tuple[int, int, str | None]:
@@ -134,10 +146,17 @@ def _is_file_source(source: str | None) -> bool:
 
 def apply_before_pivot(p: MountPlan, trace=None) -> None:
     """Mount everything under the rootfs; runs in the init's private mount namespace."""
+    if trace:
+        trace(f"mount --make-{'r' if p.root_propagation & sc.MS_REC else ''}"
+              f"{next(k for k, v in _PROPAGATION.items() if v == p.root_propagation & ~sc.MS_REC)} /")
+        trace(f"mount rbind {p.rootfs} -> {p.rootfs} (a mount point for pivot_root)")
     sc.mount(None, "/", None, p.root_propagation)
     sc.mount(p.rootfs, p.rootfs, None, sc.MS_BIND | sc.MS_REC)
     for op in p.mounts:
         _mount_one(p.rootfs, op, trace)
+    if trace:
+        trace("mknod " + " ".join(f"{d['path']}({d.get('type', 'c')} {d['major']}:{d['minor']})"
+                                  for d in p.devices))
     _make_devices(p.rootfs, p.devices)
 
 
@@ -221,6 +240,8 @@ def _make_devices(rootfs: str, devices: list[dict]) -> None:
         except OSError as exc:
             raise SyscallError(exc.errno, "mknod", path) from None
     for target, link in DEV_SYMLINKS:
+        if target == "/proc/kcore" and not os.path.exists(target):
+            continue  # kernels without CONFIG_PROC_KCORE: no dangling /dev/core (as runc)
         path = secure_join(rootfs, link)
         if not os.path.lexists(path):
             os.symlink(target, path)
@@ -249,13 +270,18 @@ def pivot(rootfs: str) -> None:
         os.close(new_root)
 
 
-def apply_after_pivot(p: MountPlan) -> None:
+def apply_after_pivot(p: MountPlan, trace=None) -> None:
     """Mask and lock paths, then make / read-only if asked; runs inside the new root."""
+    if trace:
+        trace(f"mask (tmpfs ro or /dev/null bind over) {' '.join(p.masked) or '-'}")
+        trace(f"mount bind,remount,ro {' '.join(p.readonly) or '-'}")
     for path in p.masked:
         mask_path(path)
     for path in p.readonly:
         readonly_path(path)
     if p.readonly_root:
+        if trace:
+            trace("mount bind,remount,ro /")
         sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | _locked_flags("/"))
 
 

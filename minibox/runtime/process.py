@@ -94,7 +94,9 @@ def create(spec: dict, bundle: str, *, stdio: tuple[int, int, int] | None = None
     tty = bool((spec.get("process") or {}).get("terminal"))
     plan = mounts.plan(spec, bundle)
     if trace:
-        _trace_plan(trace, namespaces, plan)
+        from minibox.runtime import tracing
+
+        tracing.namespaces(trace, namespaces)
 
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -110,7 +112,8 @@ def create(spec: dict, bundle: str, *, stdio: tuple[int, int, int] | None = None
     try:
         pid = os.fork()
         if pid == 0:
-            _child(spec, plan, namespaces, go_r, go_w, err_r, err_w, stdio, child_sock, parent_sock)
+            _child(spec, plan, namespaces, go_r, go_w, err_r, err_w, stdio, child_sock, parent_sock,
+                   trace)
     finally:
         if new_pid:
             # Back to the host's PID namespace for every later fork of ours.
@@ -135,14 +138,6 @@ def create(spec: dict, bundle: str, *, stdio: tuple[int, int, int] | None = None
     return init
 
 
-def _trace_plan(trace, namespaces: dict, plan) -> None:
-    new = sorted(t for t, p in namespaces.items() if not p)
-    trace(f"unshare {' '.join('CLONE_NEW' + t.upper() for t in new)}")
-    for t, p in namespaces.items():
-        if p:
-            trace(f"setns {t} {p}")
-
-
 def _join_cgroup(init: InitProcess, linux: dict, trace) -> None:
     path = linux.get("cgroupsPath")
     if not path:
@@ -151,11 +146,14 @@ def _join_cgroup(init: InitProcess, linux: dict, trace) -> None:
 
     cg = open_driver().create(path)
     init.cgroup = cg
-    cg.apply(linux.get("resources") or {})
+    if trace:
+        for cpath in dict.fromkeys(cg.paths().values()):
+            trace(f"cgroup mkdir {cpath}")
+    cg.apply(linux.get("resources") or {}, trace=trace)
     cg.add(init.pid)
     if trace:
-        for controller, cpath in cg.paths().items():
-            trace(f"cgroup {controller} {cpath} <- pid {init.pid}")
+        for cpath in dict.fromkeys(cg.paths().values()):
+            trace(f"cgroup write {cpath}/cgroup.procs = {init.pid}")
 
 
 def _read_all(fd: int) -> bytes:
@@ -178,10 +176,15 @@ def _decode_failure(report: bytes) -> InitFailed:
 # ---------------------------------------------------------------- the child
 
 
-def _child(spec, plan, namespaces, go_r, go_w, err_r, err_w, stdio, console_sock, parent_sock):
+def _child(spec, plan, namespaces, go_r, go_w, err_r, err_w, stdio, console_sock, parent_sock,
+           trace=None):
     """The container's init before execve. Never returns."""
     code = EXIT_RUNTIME
     try:
+        if trace:
+            from minibox.runtime import tracing
+
+            tracing.keep_stderr()
         os.close(go_w)
         os.close(err_r)
         if parent_sock is not None:
@@ -196,7 +199,7 @@ def _child(spec, plan, namespaces, go_r, go_w, err_r, err_w, stdio, console_sock
         if namespaces.get("cgroup", 1) is None:
             # After the cgroup join, so the container sees its cgroup as "/".
             sc.unshare(sc.CLONE_NEWCGROUP)
-        _init_setup(spec, plan, stdio, console_sock)
+        _init_setup(spec, plan, stdio, console_sock, trace)
     except SyscallError as exc:
         _report(err_w, str(exc), code)
     except InitFailed as exc:
@@ -242,7 +245,7 @@ def _enter_namespaces(namespaces: dict) -> None:
         sc.link_up("lo")
 
 
-def _init_setup(spec: dict, plan, stdio, console_sock) -> None:
+def _init_setup(spec: dict, plan, stdio, console_sock, trace=None) -> None:
     process = spec.get("process") or {}
     linux = spec.get("linux") or {}
     reset_signals()
@@ -252,11 +255,15 @@ def _init_setup(spec: dict, plan, stdio, console_sock) -> None:
             if fd != target:
                 os.dup2(fd, target)
     security = _preload(spec)
-    mounts.apply_before_pivot(plan)
+    mounts.apply_before_pivot(plan, trace)
     _prepare_cwd(plan.rootfs, process.get("cwd") or "/")
+    if trace:
+        trace(f"pivot_root {plan.rootfs} (then umount2 of the old root, MNT_DETACH)")
     mounts.pivot(plan.rootfs)
-    mounts.apply_after_pivot(plan)
+    mounts.apply_after_pivot(plan, trace)
     if spec.get("hostname") and namespaces_has(linux, "uts"):
+        if trace:
+            trace(f"sethostname {spec['hostname']}")
         sc.sethostname(spec["hostname"])
     if console_sock is not None:
         _setup_console(console_sock)
@@ -271,9 +278,16 @@ def _init_setup(spec: dict, plan, stdio, console_sock) -> None:
         raise SyscallError(exc.errno, "chdir", process.get("cwd")) from None
     executable = _lookup(args[0], env)
     user = process.get("user") or {}
+    if trace:
+        from minibox.runtime import tracing
+
+        tracing.security(trace, process, linux)
     security.apply(process, linux)
     _switch_user(user)
     _close_extra_fds()
+    if trace:
+        trace(f"setresgid {user.get('gid', 0)}, setresuid {user.get('uid', 0)}")
+        trace(f"execve {executable} {json.dumps(args)}")
     try:
         os.execve(executable, args, _env_dict(env))
     except OSError as exc:

@@ -86,4 +86,4 @@ def save(bundle: str, spec: dict) -> None:
     """Write ``<bundle>/config.json`` atomically."""
     from minibox.atomic import write_json
 
-    write_json(os.path.join(bundle, "config.json"), spec)
+    write_json(os.path.join(bundle, "config.json"), spec, durable=False)

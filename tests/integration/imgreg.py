@@ -40,7 +40,7 @@ def free_port() -> int:
 class Registry:
     """A docker-registry process; ``stop()`` kills it (the fixture always calls it)."""
 
-    def __init__(self, workdir: str, users: dict | None = None):
+    def __init__(self, workdir: str, users: dict | None = None, tls: bool = False):
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.storage = os.path.join(workdir, "storage")
@@ -51,6 +51,12 @@ class Registry:
             "storage": {"filesystem": {"rootdirectory": self.storage}, "delete": {"enabled": True}},
             "http": {"addr": self.host, "secret": "minibox-test"},
         }
+        self.scheme = "https" if tls else "http"
+        if tls:
+            cert, key = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                            "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+            config["http"]["tls"] = {"certificate": cert, "key": key}
         if users:
             import warnings
 
@@ -74,7 +80,11 @@ class Registry:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"docker-registry exited {self.proc.returncode}")
             try:
-                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1).close()
+                import ssl
+
+                ctx = ssl.create_default_context()
+                ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+                urllib.request.urlopen(f"{self.scheme}://{self.host}/v2/", timeout=1, context=ctx).close()
                 return
             except urllib.error.HTTPError:
                 return  # 401: up, with auth

@@ -17,7 +17,7 @@ import traceback
 
 import pytest
 
-from minibox.security_flags import DEFAULT_CAPS, add_arguments, apply_to_spec
+from minibox.security_flags import add_arguments, apply_to_spec
 
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 DEFAULT_MASK = 0xA80425FB

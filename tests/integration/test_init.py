@@ -138,18 +138,19 @@ def test_child_gets_its_own_process_group(popen):
     assert os.getpgid(child) == child != os.getpgid(p.pid)
 
 
-ORPHANS = "for i in $(seq 100); do (sleep 0.3 &); done; sleep 1.5"
+# 100 orphans, then the shell idles until told to leave (SIGUSR1), so the
+# check below never races the shell's own exit, however loaded the machine.
+ORPHANS = "trap 'exit 0' USR1; for i in $(seq 100); do (sleep 0.3 &); done; while :; do sleep 0.05; done"
 
 
 def check_orphans_reaped(init_pid):
-    """The orphans really became init's children, and none is left a zombie."""
-    # The shell's own `sleep 1.5` is the shell's child: every `sleep` whose
-    # parent is init is an orphan that was handed to it.
+    """The orphans really became init's children, and every one was reaped (no zombie)."""
+    # Every `sleep` whose parent is init is an orphan that was handed to it.
     assert wait_for(lambda: [c for c in children_of(init_pid) if c[2] == "sleep"])
-    time.sleep(1.0)  # every `sleep 0.3` has exited by now; the shell still sleeps
-    kids = children_of(init_pid)
-    assert [c for c in kids if c[1] == "Z"] == []
-    assert len(kids) == 1, kids  # only the shell is left
+    # Once all `sleep 0.3` have exited, only the shell is left: nothing stays a zombie.
+    kids = wait_for(lambda: (lambda k: k if len(k) == 1 else None)(children_of(init_pid)), timeout=60)
+    assert kids[0][1] != "Z", kids  # the shell itself (comm "busybox")
+    os.kill(kids[0][0], signal.SIGUSR1)
 
 
 def test_orphans_leave_no_zombie_as_subreaper(popen):

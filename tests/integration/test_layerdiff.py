@@ -8,12 +8,12 @@ import io
 import os
 import stat
 import subprocess
-import sys
 
 import pytest
 
 from minibox.image.layerdiff import changes, layer_tar
 from minibox.image.unpack import OPAQUE_XATTR, unpack
+from conftest import minibox_command  # the installed console script, as a user runs it
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mknod, trusted xattrs)")]
@@ -83,7 +83,7 @@ def _run_unavailable():
 @pytest.mark.skipif(bool(_run_unavailable()), reason=_run_unavailable() or "")
 def test_diff_and_commit_cli(tmp_path):
     def mb(*args):
-        return subprocess.run([sys.executable, "-m", "minibox", "--root", str(tmp_path / "root"), *args], cwd=REPO,
+        return subprocess.run([*minibox_command(), "--root", str(tmp_path / "root"), *args], cwd=REPO,
                               capture_output=True, text=True, timeout=60, check=False)
 
     rootfs = tmp_path / "busybox.tar"

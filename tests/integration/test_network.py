@@ -22,6 +22,7 @@ import types
 import pytest
 
 from minibox.errors import Conflict, MiniboxError, UsageError
+from conftest import minibox_command  # the installed console script, as a user runs it
 
 BUSYBOX = "/bin/busybox"
 
@@ -456,7 +457,7 @@ def test_concurrent_connects_get_distinct_addresses(world):
 
 def _cli(root, *argv):
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return subprocess.run([sys.executable, "-m", "minibox", "--root", root, *argv],
+    return subprocess.run([*minibox_command(), "--root", root, *argv],
                           capture_output=True, text=True, cwd=here, check=False)
 
 

@@ -13,9 +13,9 @@ import http.client
 import http.server
 import json
 import os
+import shutil
 import stat
 import subprocess
-import sys
 import threading
 import urllib.parse
 
@@ -32,6 +32,7 @@ from imgreg import (
 
 from minibox.image.overlay import mount_overlay, unmount_overlay
 from minibox.image.store import ImageStore
+from conftest import minibox_command  # the installed console script, as a user runs it
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 pytestmark = [pytest.mark.root, pytest.mark.skipif(bool(missing_tools()), reason=missing_tools() or "")]
@@ -44,7 +45,7 @@ TOP = tar_layer((".wh.gone", "f", b""), ("dir", "d", b""), ("dir/.wh..wh..opq", 
 
 
 def minibox(root, *args, input=None, env=None):
-    return subprocess.run([sys.executable, "-m", "minibox", "--root", str(root), *args], cwd=REPO,
+    return subprocess.run([*minibox_command(), "--root", str(root), *args], cwd=REPO,
                           capture_output=True, text=True, timeout=120, input=input, env=env, check=False)
 
 
@@ -64,9 +65,11 @@ def registry(tmp_path_factory):
         lay.tag(reg.corrupt, "corrupt")
         reg.truncated = lay.image([tar_layer(("t", "f", os.urandom(65536)))])
         lay.tag(reg.truncated, "truncated")
+        big = [tar_layer((f"big{i}", "f", os.urandom(1 << 20))) for i in range(3)]
+        lay.tag(lay.image([BASE, *big]), "big")
         reg.layout = str(work / "oci")
         for tag, dest in (("multi", "test/multi:1"), ("base", "test/base:1"), ("corrupt", "test/corrupt:1"),
-                          ("truncated", "test/truncated:1")):
+                          ("truncated", "test/truncated:1"), ("big", "test/big:1")):
             push(reg.layout, tag, f"{reg.host}/{dest}")
         yield reg
     finally:
@@ -341,3 +344,170 @@ def test_pull_then_run_shows_the_merged_filesystem(registry, tmp_path):
                 "sh", "-c", "cat /hello; ls -A /var/www; echo end")
     assert r.returncode == 0, r.stderr
     assert r.stdout == "from the top layer\nend\n"
+
+
+def _fault_handler(upstream: str, mode: str):
+    """Forwards to the registry, except for the fault under test."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def _send(self, status, body=b"", ctype="application/json", chunks=1, delay=0.0):
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            step = max(1, len(body) // chunks)
+            try:
+                for i in range(0, len(body), step):
+                    self.wfile.write(body[i:i + step])
+                    self.wfile.flush()
+                    if delay:
+                        import time
+
+                        time.sleep(delay)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client was killed: that is the test
+
+        def do_GET(self):
+            if "/manifests/" in self.path and mode == "big-manifest":
+                self._send(200, b'{"schemaVersion": 2, "pad": "' + b"x" * (5 << 20) + b'"}',
+                           "application/vnd.oci.image.manifest.v1+json")
+                return
+            if "/manifests/" in self.path and mode == "schema1":
+                self._send(200, json.dumps({"schemaVersion": 1, "name": "x", "fsLayers": []}).encode(),
+                           "application/vnd.docker.distribution.manifest.v1+prettyjws")
+                return
+            conn = http.client.HTTPConnection(upstream, timeout=30)
+            conn.request("GET", self.path, headers={"Accept": self.headers.get("Accept", "*/*")})
+            resp = conn.getresponse()
+            body = resp.read()
+            conn.close()
+            slow = mode == "slow" and "/blobs/" in self.path and len(body) > 10000
+            self._send(resp.status, body, resp.getheader("Content-Type") or "application/octet-stream",
+                       chunks=200 if slow else 1, delay=0.05 if slow else 0.0)
+
+    return Handler
+
+
+@pytest.fixture
+def fault_front(registry):
+    servers = []
+
+    def start(mode):
+        port = free_port()
+        server = _TokenFront(("127.0.0.1", port), _fault_handler(registry.host, mode))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"127.0.0.1:{port}"
+
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+@pytest.mark.parametrize("mode,want", [("big-manifest", "exceeds the 4194304-byte limit"),
+                                       ("schema1", "unsupported manifest media type")])
+def test_bad_manifests_change_nothing(fault_front, tmp_path, mode, want):
+    host = fault_front(mode)
+    root = tmp_path / "root"
+    r = minibox(root, "pull", f"{host}/test/base:1")
+    assert r.returncode == 125 and want in r.stderr and "test/base:1" in r.stderr, r.stderr
+    assert not os.path.exists(root / "image" / "repositories.json")
+    assert not os.path.exists(root / "image" / "layers") or os.listdir(root / "image" / "layers") == []
+
+
+def test_sigkill_during_pull_leaves_a_consistent_store(fault_front, tmp_path):
+    import signal
+    import time
+
+    host = fault_front("slow")
+    root = tmp_path / "root"
+    name = f"{host}/test/big:1"
+    proc = subprocess.Popen([*minibox_command(), "--root", str(root), "pull", name], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        tmp = root / "image" / "tmp"
+        while time.monotonic() < deadline and not (tmp.exists() and os.listdir(tmp)):
+            time.sleep(0.02)
+        assert tmp.exists() and os.listdir(tmp), "the pull never started unpacking"
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    store = ImageStore(str(root))
+    with pytest.raises(Exception, match="No such image"):
+        store.resolve(name)
+    for h in os.listdir(store.path("layers")):  # only complete, verified layers are ever visible
+        assert os.path.isfile(store.path("layers", h, "layer.json"))
+    r = minibox(root, "pull", "-q", name)
+    assert r.returncode == 0, r.stderr
+    assert os.listdir(store.path("tmp")) == []  # the dead pull's temp dirs are reaped
+    assert len(store.resolve(name).layer_dirs()) == 4
+
+
+def test_ensure_image_pulls_only_when_missing(registry, tmp_path):
+    import io
+
+    from minibox.errors import NotFound
+    from minibox.image.pull import ensure_image
+
+    store = ImageStore(str(tmp_path / "root"))
+    name = f"{registry.host}/test/base:1"
+    with pytest.raises(NotFound):
+        ensure_image(store, name, pull_policy="never")
+    out = io.StringIO()
+    img = ensure_image(store, name, out=out)
+    text = out.getvalue()
+    assert text.startswith(f"Unable to find image '{name}' locally\n") and "Pull complete" in text
+    assert text.splitlines()[-1].startswith("Status: ")  # pull's closing reference line is not shown by run
+    out = io.StringIO()
+    assert ensure_image(store, name, out=out).id == img.id and out.getvalue() == ""
+
+
+def test_concurrent_pulls_share_one_copy_of_each_layer(registry, tmp_path):
+    root = tmp_path / "root"
+    names = [f"{registry.host}/test/multi:1", f"{registry.host}/test/multi:1", f"{registry.host}/test/base:1"]
+    procs = [subprocess.Popen([*minibox_command(), "--root", str(root), "pull", "-q", n], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in names]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], results
+    store = ImageStore(str(root))
+    assert len(os.listdir(store.path("layers"))) == 3  # BASE shared by both images, MID, TOP
+    assert len(os.listdir(store.path("l"))) == 3
+    assert os.listdir(store.path("tmp")) == []
+    assert store.resolve(names[2]).layer_dirs()[0] == store.resolve(names[0]).layer_dirs()[0]
+
+
+def test_pulled_image_saves_and_loads_to_the_same_image(registry, tmp_path):
+    root, other = tmp_path / "root", tmp_path / "other"
+    name = f"{registry.host}/test/multi:1"
+    assert minibox(root, "pull", "-q", name).returncode == 0
+    out = tmp_path / "multi.tar"
+    r = minibox(root, "save", "-o", str(out), name)
+    assert r.returncode == 0, r.stderr
+    r = minibox(other, "load", "-i", str(out))
+    assert r.returncode == 0 and r.stdout == f"Loaded image: {name}\n", r.stdout + r.stderr
+    a, b = ImageStore(str(root)).resolve(name), ImageStore(str(other)).resolve(name)
+    assert a.id == b.id and a.diff_ids == b.diff_ids
+    r = minibox(other, "history", name)
+    assert [line.split()[0] for line in r.stdout.splitlines()[1:]] == [b.short_id, "<missing>", "<missing>"]
+    assert "layer 2" in r.stdout.splitlines()[1]
+
+
+def test_loopback_registry_over_tls_with_a_self_signed_certificate(tmp_path_factory, tmp_path):
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make a certificate")
+    work = tmp_path_factory.mktemp("tlsreg")
+    reg = Registry(str(work), tls=True)
+    try:
+        lay = OCILayout(str(work / "oci"))
+        lay.tag(lay.image([BASE]), "t")
+        push(str(work / "oci"), "t", f"{reg.host}/tls/img:1")
+        r = minibox(tmp_path / "root", "pull", "-q", f"{reg.host}/tls/img:1")
+        assert r.returncode == 0, r.stderr
+    finally:
+        reg.stop()

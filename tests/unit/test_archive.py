@@ -200,3 +200,31 @@ def test_prune_dangling_and_all(tmp_path, two_layer):
     fake_container(store, image_id)
     lines, _ = store.prune(all_images=True)
     assert lines == [] and store.resolve("x/y:1").id == image_id
+
+
+def _image_verb(root, *argv):
+    """Dispatch ``minibox image ...`` as cli.main would once "image" is in its verb list."""
+    from minibox import cli
+    from minibox.commands import image as image_cmd
+
+    parser = cli.Parser(prog="minibox image")
+    image_cmd.configure(parser)
+    args = parser.parse_args(list(argv))
+    args.root, args.debug = root, False
+    return image_cmd.main(args)
+
+
+def test_image_verb_ls_prune_inspect(tmp_path, two_layer, capsys):
+    path, image_id = two_layer
+    root = str(tmp_path / "a")
+    archive.load(ImageStore(root), path, quiet=True)
+    assert _image_verb(root, "ls", "-q") == 0
+    assert capsys.readouterr().out == image_id[7:19] + "\n"
+    assert _image_verb(root, "inspect", "x/y:1") == 0
+    assert json.loads(capsys.readouterr().out)[0]["Id"] == image_id
+    assert _image_verb(root, "prune", "-f") == 0
+    assert capsys.readouterr().out == "Total reclaimed space: 0B\n"
+    assert _image_verb(root, "prune", "-a", "-f") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Deleted Images:\nuntagged: x/y:1\nuntagged: x/y:2\ndeleted: " + image_id)
+    assert "Total reclaimed space:" in out and not out.endswith("0B\n")

@@ -24,7 +24,7 @@ def test_is_loopback(host, loop):
 
 
 def test_plain_http_only_for_loopback_or_opt_in():
-    assert registry.Client("127.0.0.1:5000").schemes == ["http", "https"]
+    assert registry.Client("127.0.0.1:5000").schemes == ["https", "http"]
     assert registry.Client("quay.io").schemes == ["https"]
     assert registry.Client("docker.io").api_host == "registry-1.docker.io"
     assert registry.Client("reg.lan:5000", insecure=True).schemes == ["https", "http"]

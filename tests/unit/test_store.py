@@ -172,3 +172,25 @@ def test_blob_digest_and_size_mismatch_change_nothing(tmp_path):
     info = store.add_layer_blob(io.BytesIO(blob), blob_digest=good, blob_size=len(blob), label="L")
     assert info["blob"] == good and info["media_type"].endswith("+gzip") and store.has_blob(good)
     assert info["tar_size"] == len(raw.getvalue())
+
+
+def test_reap_tmp_removes_stale_files_too(tmp_path):
+    store = ImageStore(str(tmp_path / "root"))
+    store.ensure()
+    stale = tmp_path / "root/image/tmp/layer-999999999-abc.blob"
+    stale.write_bytes(b"partial")
+    store.reap_tmp()
+    assert not stale.exists()
+
+
+def test_import_is_reproducible_with_source_date_epoch(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
+    tar = rootfs_tar(tmp_path / "r.tar")
+    a = ImageStore(str(tmp_path / "a")).import_tarball(tar, "x:1", ['CMD ["sh"]'])
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    b = ImageStore(str(tmp_path / "b")).import_tarball(rootfs_tar(other / "copy.tar"), "x:1", ['CMD ["sh"]'])
+    assert a.id == b.id and a.created == "1970-01-01T00:00:00Z"
+    assert a.config["comment"] == "Imported from -"
+    view = ImageStore(str(tmp_path / "a")).inspect(a)
+    assert view["Id"] == a.id and view["RootFS"]["Layers"] == a.diff_ids and "Variant" not in view

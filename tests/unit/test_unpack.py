@@ -361,3 +361,11 @@ def test_zstd_layer(env):
     st = run(layer, comp)
     assert st.diff_id == "sha256:" + hashlib.sha256(raw).hexdigest()
     assert (layer / "z").read_bytes() == b"zstd data" * 1000
+
+
+def test_huge_pax_header_fails_before_it_is_held_in_memory(env):
+    layer, _outside, _sentinel = env
+    raw = make_tar(member("f", data=b"x", pax={"comment": "y" * (3 << 20)}))
+    with pytest.raises(LayerError, match="tar header larger than"):
+        run(layer, raw, limits=Limits(max_header=1 << 20))
+    assert os.listdir(layer) == []

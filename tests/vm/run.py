@@ -1,6 +1,6 @@
 """Run privileged tests inside a VM booted on Debian's kernel with pure cgroup v2.
 
-    python -m tests.vm.run [--timeout S] [--accel auto|kvm|tcg] [--check] [--cmd 'SHELL CMD'] [pytest args]
+    python tests/vm/run.py [--timeout S] [--accel auto|kvm|tcg] [--check] [--cmd 'SHELL CMD'] [pytest args]
 
 The development host runs hybrid cgroup v1; CI machines may too. This
 harness boots Debian's stock kernel under qemu with ``cgroup_no_v1=all``,
@@ -22,7 +22,11 @@ import subprocess
 import sys
 import time
 
-from tests.vm import initramfs, kernel
+if not __package__:
+    # Run as a script (tests/vm/run.py): tests/ is deliberately not a package,
+    # so that pytest imports minibox from the installed venv, not the tree.
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from tests.vm import initramfs, kernel  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 QEMU = "qemu-system-x86_64"
