@@ -76,8 +76,11 @@ lint: venv
 parity: venv rootfs test-deps
 	$(VENV)/bin/pytest -q -ra tests/parity
 
+# Benchmarks side by side with runc, crun and docker (installed from Debian when
+# possible); results in bench/results/ (JSON, table, PNG chart). Not part of `test`.
 bench: install
-	$(VENV)/bin/python -m bench
+	-$(VENV)/bin/pip install -q matplotlib
+	$(VENV)/bin/python -m bench --install-peers
 
 vm-test: install test-deps
 	$(VENV)/bin/python tests/vm/run.py -q -ra $(VM_TESTS)
