@@ -9,7 +9,6 @@ reported as exited. Names are reserved atomically with a symlink in
 import errno
 import json
 import os
-import random
 
 from minibox.atomic import write_json
 from minibox.errors import Conflict, MiniboxError, NotFound
@@ -250,4 +249,6 @@ _NAMES = ("babbage", "curie", "dijkstra", "einstein", "hopper", "kalam", "knuth"
 
 
 def _random_name() -> str:
+    import random
+
     return f"{random.choice(_ADJECTIVES)}_{random.choice(_NAMES)}"
