@@ -187,7 +187,7 @@ def summary(lines: list[str]) -> str | None:
 
 
 def parse_args(argv):
-    opts = {"timeout": float(os.environ.get("MINIBOX_VM_TIMEOUT", "360")), "accel": os.environ.get("MINIBOX_VM_ACCEL", "auto"),
+    opts = {"timeout": float(os.environ.get("MINIBOX_VM_TIMEOUT", "900")), "accel": os.environ.get("MINIBOX_VM_ACCEL", "auto"),
             "check": False, "cmd": None, "cache": kernel.DEFAULT_CACHE}
     while argv and argv[0] in ("--timeout", "--accel", "--check", "--cmd", "--cache"):
         flag = argv.pop(0)
