@@ -12,6 +12,7 @@ else TCG (KVM hangs on these nested machines). Needs root and
 qemu-system-x86 (apt-get install qemu-system-x86).
 """
 
+import glob
 import os
 import re
 import secrets
@@ -100,6 +101,10 @@ def base_initramfs(k: kernel.Kernel, cache: str) -> bytes:
     data, missing = initramfs.build_base(k, busybox, init, stage2)
     if missing:
         log(f"vm: modules not in this kernel (skipped): {' '.join(missing)}")
+    # Archives of older init scripts are never used again (a running harness
+    # has already read its own into memory).
+    for old in glob.glob(os.path.join(cache, f"initramfs-{k.version}-*.cpio.gz")):
+        os.unlink(old)
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
         f.write(data)
@@ -107,6 +112,17 @@ def base_initramfs(k: kernel.Kernel, cache: str) -> bytes:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     return data
+
+
+def _remove_stale_initrds(cache: str) -> None:
+    """Per-run initrds of harness runs that were killed before they could remove theirs."""
+    for path in glob.glob(os.path.join(cache, "initrd-run-*.img")):
+        pid = path.rsplit("-", 1)[1].removesuffix(".img")
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
 
 def run_script(argv: list[str], cwd: str, check: bool) -> str:
@@ -187,7 +203,7 @@ def summary(lines: list[str]) -> str | None:
 
 
 def parse_args(argv):
-    opts = {"timeout": float(os.environ.get("MINIBOX_VM_TIMEOUT", "360")), "accel": os.environ.get("MINIBOX_VM_ACCEL", "auto"),
+    opts = {"timeout": float(os.environ.get("MINIBOX_VM_TIMEOUT", "900")), "accel": os.environ.get("MINIBOX_VM_ACCEL", "auto"),
             "check": False, "cmd": None, "cache": kernel.DEFAULT_CACHE}
     while argv and argv[0] in ("--timeout", "--accel", "--check", "--cmd", "--cache"):
         flag = argv.pop(0)
@@ -222,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         "vm-run.sh": run_script(argv_in_vm, os.getcwd(), opts["check"]).encode(),
         "vm.env": f"TOKEN={token}\nTMPFS_DIRS={shlex.quote(TMPFS_DIRS)}\n".encode(),
     })
+    _remove_stale_initrds(cache)
     initrd = os.path.join(cache, f"initrd-run-{os.getpid()}.img")
     try:
         with open(initrd, "wb") as f:
