@@ -17,7 +17,6 @@ from minibox.errors import Conflict, InvalidTransition, MiniboxError, NotFound, 
 from minibox.runtime import spec as ocispec
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-DEFAULT_CGROUP_PARENT = "minibox"
 
 
 def create(root: str, args, *, keep_mounted: bool = False, trace=None) -> dict:
@@ -223,26 +222,19 @@ def build_spec(root: str, rec: dict, args, image_cfg: dict, argv: list[str]) -> 
         for ns in linux["namespaces"]:
             if ns["type"] == "network":
                 ns["path"] = f"/proc/{other['state']['pid']}/ns/net"
-    parent = getattr(args, "cgroup_parent", None) or DEFAULT_CGROUP_PARENT
-    linux["cgroupsPath"] = f"{parent.rstrip('/')}/{rec['id']}"
-    linux["resources"] = _resources(args)
+    from minibox.cgroups import cgroups_path
+    from minibox.cgroups.flags import host_config, resources_from_args
+
+    linux["cgroupsPath"] = cgroups_path(getattr(args, "cgroup_parent", None), rec["id"])
+    linux["resources"] = resources_from_args(args)
+    rec["host_config"].update(host_config(linux["resources"]))  # Memory, PidsLimit... for inspect
     _apply_security(spec, args)
     return spec
 
 
-def _resources(args) -> dict:
-    try:
-        from minibox.cgroups.flags import resources_from_args
-    except ImportError:
-        return {}
-    return resources_from_args(args)
-
-
 def _apply_security(spec: dict, args) -> None:
-    try:
-        from minibox.security_flags import apply_to_spec
-    except ImportError:
-        return
+    from minibox.security_flags import apply_to_spec
+
     apply_to_spec(spec, args)
 
 
@@ -405,10 +397,8 @@ def _finish_locked(root: str, rec: dict, exit_code: int, cgroup) -> dict:
 
 
 def _open_cgroup(rec: dict):
-    try:
-        from minibox.cgroups import open_driver
-    except ImportError:
-        return None
+    from minibox.cgroups import open_driver
+
     try:
         return open_driver().open(rec["cgroup_paths"])
     except OSError:
@@ -417,12 +407,12 @@ def _open_cgroup(rec: dict):
 
 def _find_cgroup(root: str, rec: dict):
     """The cgroup of a start that was killed before it saved the cgroup's paths."""
-    try:
-        from minibox.cgroups import open_driver
+    from minibox.cgroups import open_driver
 
+    try:
         path = ocispec.load(records.container_dir(root, rec["id"]))["linux"]["cgroupsPath"]
         return open_driver().find(path)
-    except (ImportError, OSError, KeyError, MiniboxError):
+    except (OSError, KeyError, MiniboxError):
         return None
 
 
