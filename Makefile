@@ -13,8 +13,15 @@ APT_PACKAGES = busybox-static libcap-dev libseccomp-dev gcc libc6-dev python3-ve
 # and real images, and qemu for the cgroup v2 VM.
 TEST_APT_PACKAGES = docker-registry skopeo umoci openssl zstd qemu-system-x86 dpkg-dev cpio runc
 TEST_ARGS  ?=
-VM_TESTS   ?= tests/integration/test_cgroups_real.py tests/integration/test_run.py \
-              tests/integration/test_image_overlay.py tests/integration/test_network.py
+# In the cgroup v2 VM (TCG: every minibox call costs seconds there): the cgroup
+# driver and the CLI limits, plus namespace, overlay and network checks.
+VM_TESTS   ?= tests/integration/test_cgroups_real.py tests/integration/test_resources.py \
+              tests/integration/test_image_overlay.py \
+              "tests/integration/test_run.py::test_ps_shows_only_the_container_and_sh_is_pid_1" \
+              "tests/integration/test_run.py::test_network_none_has_only_loopback" \
+              "tests/integration/test_run.py::test_own_uts_ipc_and_mount_namespaces" \
+              "tests/integration/test_network.py::test_two_containers_on_a_user_network_reach_each_other" \
+              "tests/integration/test_network.py::test_published_port_answers_on_localhost_and_from_another_container"
 
 .PHONY: all deps test-deps venv install rootfs test unit lint clean bench vm-test parity
 
@@ -76,8 +83,11 @@ lint: venv
 parity: venv rootfs test-deps
 	$(VENV)/bin/pytest -q -ra tests/parity
 
+# Benchmarks side by side with runc, crun and docker (installed from Debian when
+# possible); results in bench/results/ (JSON, table, PNG chart). Not part of `test`.
 bench: install
-	$(VENV)/bin/python -m bench
+	-$(VENV)/bin/pip install -q matplotlib
+	$(VENV)/bin/python -m bench --install-peers
 
 vm-test: install test-deps
 	$(VENV)/bin/python tests/vm/run.py -q -ra $(VM_TESTS)

@@ -45,8 +45,9 @@
  *        its writing side keeps receiving output; with --stdin-once the
  *        container's stdin is closed when the first client's input ends
  *        (docker's `run -i`). With --wait-attach nothing is read from the
- *        output pipes until the first client has connected (or PID exited),
- *        so a foreground client misses nothing; the pipes hold the output
+ *        output pipes until the first client has connected (or PID exited
+ *        and the grace passed), so a foreground client misses nothing, even
+ *        from a container that is already gone; the pipes hold the output
  *        meanwhile.
  *      - --ready-fd N: one byte "1" is written to N and N is closed once the
  *        log file is open and the socket listens. A reader that sees EOF
@@ -768,7 +769,10 @@ int main(int argc, char **argv)
 		struct pollfd pfd[4 + MAX_CLIENTS];
 		int who[4 + MAX_CLIENTS]; /* -1 signalfd, -2/-3 streams, -4 listen, -5 stdin, >=0 client */
 		int n = 0, timeout = -1;
-		int reading_output = !wait_attach || nclients > 0 || child_exited;
+		/* With --wait-attach the output waits for the first client even
+		 * after PID exited (a quick `start -a` would miss all of it), but
+		 * only for the grace: then the drain below logs it. */
+		int reading_output = !wait_attach || nclients > 0;
 
 		if (child_exited && streams[0].fd < 0 && streams[1].fd < 0)
 			break;

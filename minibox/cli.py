@@ -27,8 +27,18 @@ _VERBS = (
 DEFAULT_ROOT = "/var/lib/minibox"
 
 
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    # An explicit width keeps argparse from importing shutil to ask the
+    # terminal (~7 ms on every command: add_argument builds a formatter).
+    return argparse.HelpFormatter(prog, width=int(os.environ.get("COLUMNS", "100")))
+
+
 class Parser(argparse.ArgumentParser):
     """argparse that reports bad usage as docker does: one line, exit 125."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         raise UsageError(f"{message}\nSee '{self.prog} --help'.")

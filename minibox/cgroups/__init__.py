@@ -24,9 +24,14 @@ if TYPE_CHECKING:
     from minibox.cgroups.interface import CgroupDriver
 
 DEFAULT_ROOT = "/sys/fs/cgroup"
-# The parent of containers' cgroups when --cgroup-parent is not given: relative,
-# so it lands under minibox's own cgroup (override: MINIBOX_CGROUP_PARENT).
+# The parent of containers' cgroups when --cgroup-parent is not given
+# (override: MINIBOX_CGROUP_PARENT). On v1 it is relative, so it lands under
+# minibox's own cgroup in each hierarchy (a supervisor's limits still hold).
+# On v2 it is absolute, as docker's /docker is: the cgroup minibox runs in
+# usually holds processes (a login scope, a service), and the no-internal-
+# process rule forbids giving controllers to children of such a cgroup.
 DEFAULT_PARENT = "minibox"
+DEFAULT_PARENT_V2 = "/minibox"
 
 
 def read_self_cgroup(proc_file: str = "/proc/self/cgroup") -> dict[str, str]:
@@ -104,7 +109,69 @@ def open_driver(root: str = DEFAULT_ROOT, proc_self_cgroup: str = "/proc/self/cg
     return drv
 
 
-def cgroups_path(parent: str | None, container_id: str) -> str:
-    """linux.cgroupsPath for a container: ``<parent>/<id>`` (docker's cgroupfs layout)."""
-    parent = parent or os.environ.get("MINIBOX_CGROUP_PARENT") or DEFAULT_PARENT
+def cgroups_path(parent: str | None, container_id: str, root: str = DEFAULT_ROOT) -> str:
+    """linux.cgroupsPath for a container: ``<parent>/<id>`` (docker's cgroupfs layout).
+
+    ``parent`` is --cgroup-parent; else $MINIBOX_CGROUP_PARENT; else the
+    default for the host's cgroup version (see DEFAULT_PARENT).
+    """
+    parent = parent or os.environ.get("MINIBOX_CGROUP_PARENT")
+    if not parent:
+        parent = DEFAULT_PARENT_V2 if detect(root) == "v2" else DEFAULT_PARENT
     return posixpath.join(parent, container_id)
+
+
+def remove_leftover(path: str, root: str = DEFAULT_ROOT) -> bool:
+    """Destroy the cgroup at a cgroupsPath if it still exists; True if there was one.
+
+    For cleanup when a record lost its saved paths() (the runtime was killed
+    between creating the cgroup and saving the record): processes still in
+    it are killed first. A relative path resolves under *this* process's
+    cgroup, so it finds what a minibox started from the same cgroup created.
+    """
+    cg = open_driver(root).find(path)
+    if cg is None:
+        return False
+    cg.destroy()
+    return True
+
+
+def prune_empty(parent: str | None = None, min_age: float = 60.0, root: str = DEFAULT_ROOT) -> list[str]:
+    """Remove the empty child cgroups of ``parent`` (default: minibox's); returns their names.
+
+    For ``system prune``: a container's cgroup that outlived its record (a
+    runtime killed at the wrong moment) holds no process and is never
+    reused. Several minibox roots can share one cgroup parent, so nothing
+    with a process is touched, and nothing younger than ``min_age`` seconds
+    (a container being created right now has no process yet for a moment).
+    """
+    import time
+
+    parent = parent or os.environ.get("MINIBOX_CGROUP_PARENT")
+    if not parent:
+        parent = DEFAULT_PARENT_V2 if detect(root) == "v2" else DEFAULT_PARENT
+    drv = open_driver(root)
+    top = drv.find(parent)
+    if top is None:
+        return []
+    names = set()
+    for d in set(top.paths().values()):
+        try:
+            names |= {e.name for e in os.scandir(d) if e.is_dir(follow_symlinks=False)}
+        except FileNotFoundError:
+            continue
+    removed = []
+    now = time.time()
+    for name in sorted(names):
+        cg = drv.find(posixpath.join(parent, name))
+        if cg is None or cg.pids():
+            continue
+        try:
+            newest = max(os.stat(p).st_mtime for p in cg.paths().values())
+        except FileNotFoundError:
+            continue
+        if now - newest < min_age:
+            continue
+        cg.destroy()
+        removed.append(name)
+    return removed

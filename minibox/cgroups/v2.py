@@ -162,17 +162,22 @@ class V2Driver:
         if not missing:
             return
         ctl = os.path.join(parent, "cgroup.subtree_control")
-        try:
-            fs.write(ctl, " ".join("+" + c for c in missing))
-        except SyscallError as exc:
-            if exc.errno == errno.EBUSY:
-                raise MiniboxError(
-                    f"cannot enable {' '.join(missing)} in {ctl}: {parent} has processes of its own, and "
-                    "cgroup v2 lets only a cgroup without processes hand controllers to children "
-                    "(the no-internal-process rule); run minibox from a cgroup whose parent is free of "
-                    "processes, or pass an absolute --cgroup-parent such as /minibox"
-                ) from None
-            raise
+        # One controller per write: a controller the kernel will not hand down
+        # here (cpu while a realtime task sits in a child, say) must not stop
+        # the others; apply() names it if a limit needs it.
+        for ctrl in missing:
+            try:
+                fs.write(ctl, "+" + ctrl)
+            except SyscallError as exc:
+                if exc.errno == errno.EBUSY:
+                    raise MiniboxError(
+                        f"cannot enable {ctrl} in {ctl}: {parent} has processes of its own, and "
+                        "cgroup v2 lets only a cgroup without processes hand controllers to children "
+                        "(the no-internal-process rule); run minibox from a cgroup whose parent is free of "
+                        "processes, or pass an absolute --cgroup-parent such as /minibox"
+                    ) from None
+                if exc.errno not in (errno.EINVAL, errno.ENOENT, errno.EOPNOTSUPP):
+                    raise
 
     def open(self, paths: dict[str, str]) -> V2Cgroup:
         """Reopen a cgroup from paths() saved in a record; refuses paths outside the root."""

@@ -14,12 +14,9 @@ def gather(root: str) -> dict:
 
     recs = records.load_all(root)
     count = lambda status: sum(1 for r in recs if r["state"]["status"] == status)  # noqa: E731
-    try:
-        from minibox.cgroups import detect
+    from minibox.cgroups import detect
 
-        cg_version = {"v2": "2", "v1": "1"}.get(detect(), "none")
-    except ImportError:
-        cg_version = "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1"
+    cg_version = {"v2": "2", "v1": "1", "v2-hybrid-only": "2"}.get(detect(), "none")
     images = 0
     try:
         from minibox.image.store import ImageStore

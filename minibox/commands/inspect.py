@@ -124,12 +124,12 @@ def main(args) -> int:
 def _image_view(root: str, name: str):
     from minibox.errors import MiniboxError
 
-    try:
-        from minibox.image.store import ImageStore
+    from minibox.image.store import ImageStore
 
+    try:
         store = ImageStore(root)
         image = store.resolve(name)
-    except (MiniboxError, ImportError):
+    except MiniboxError:
         return None
     inspect = getattr(store, "inspect", None)
     if inspect is not None:

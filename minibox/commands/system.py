@@ -84,6 +84,11 @@ def prune(root: str, args) -> int:
         stale = network.prune_stale(root)
         if stale:
             print(f"Removed network leftovers of {len(stale)} crashed container(s)")
+    from minibox.cgroups import prune_empty
+
+    swept = prune_empty()
+    if swept:
+        print(f"Removed {len(swept)} empty cgroup(s) left by crashed runs")
     from minibox.build.prune import prune as prune_build
 
     entries, freed = prune_build(root)

@@ -17,7 +17,6 @@ from minibox.errors import Conflict, InvalidTransition, MiniboxError, NotFound, 
 from minibox.runtime import spec as ocispec
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-DEFAULT_CGROUP_PARENT = "minibox"
 
 
 def create(root: str, args, *, keep_mounted: bool = False, trace=None) -> dict:
@@ -39,8 +38,12 @@ def create(root: str, args, *, keep_mounted: bool = False, trace=None) -> dict:
     cdir = records.container_dir(root, cid)
     rootfs = {d: os.path.join(cdir, d) for d in ("diff", "work", "merged")}
     mounted = False
+    lock = None
     try:
         os.mkdir(cdir, 0o700)
+        # Held until the record exists: a ``rm -f`` that finds this dir
+        # without a record waits for us, and cleans up only if we died.
+        lock = records.locked(root, cid).__enter__()
         for path in rootfs.values():
             os.mkdir(path, 0o755)
         mount_overlay(store, image, rootfs["diff"], rootfs["work"], rootfs["merged"], trace=trace)
@@ -65,6 +68,9 @@ def create(root: str, args, *, keep_mounted: bool = False, trace=None) -> dict:
         shutil.rmtree(cdir, ignore_errors=True)
         records.release_name(root, name, cid)
         raise
+    finally:
+        if lock is not None:
+            lock.__exit__(None, None, None)
     if not keep_mounted:
         unmount_overlay(rootfs["merged"])
     return rec
@@ -86,6 +92,10 @@ def _image_for(store, args):
 
 
 def _validate(args) -> None:
+    if getattr(args, "stop_signal", None):
+        from minibox.engine.lifecycle import parse_signal
+
+        parse_signal(args.stop_signal)  # docker refuses a bad --stop-signal at create, not at stop
     if args.workdir and not args.workdir.startswith("/"):
         raise UsageError(f"the working directory '{args.workdir}' is invalid, it needs to be an absolute path")
     if args.network not in ("none", "host", "bridge") and not args.network.startswith("container:"):
@@ -217,26 +227,19 @@ def build_spec(root: str, rec: dict, args, image_cfg: dict, argv: list[str]) -> 
         for ns in linux["namespaces"]:
             if ns["type"] == "network":
                 ns["path"] = f"/proc/{other['state']['pid']}/ns/net"
-    parent = getattr(args, "cgroup_parent", None) or DEFAULT_CGROUP_PARENT
-    linux["cgroupsPath"] = f"{parent.rstrip('/')}/{rec['id']}"
-    linux["resources"] = _resources(args)
+    from minibox.cgroups import cgroups_path
+    from minibox.cgroups.flags import host_config, resources_from_args
+
+    linux["cgroupsPath"] = cgroups_path(getattr(args, "cgroup_parent", None), rec["id"])
+    linux["resources"] = resources_from_args(args)
+    rec["host_config"].update(host_config(linux["resources"]))  # Memory, PidsLimit... for inspect
     _apply_security(spec, args)
     return spec
 
 
-def _resources(args) -> dict:
-    try:
-        from minibox.cgroups.flags import resources_from_args
-    except ImportError:
-        return {}
-    return resources_from_args(args)
-
-
 def _apply_security(spec: dict, args) -> None:
-    try:
-        from minibox.security_flags import apply_to_spec
-    except ImportError:
-        return
+    from minibox.security_flags import apply_to_spec
+
     apply_to_spec(spec, args)
 
 
@@ -292,6 +295,7 @@ def start(root: str, rec: dict, *, stdio=None, winsize: bytes | None = None, tra
         mount_overlay(store, store.resolve(rec["image_id"]), rec["rootfs"]["upper"],
                       rec["rootfs"]["work"], merged, trace=trace, idmap=_idmap(spec))
     init = None
+    records.mark_starting(root, rec["id"])
     try:
         init = process.create(spec, cdir, stdio=stdio, trace=trace)
         if init.cgroup is not None:
@@ -307,6 +311,7 @@ def start(root: str, rec: dict, *, stdio=None, winsize: bytes | None = None, tra
         release_runtime(root, rec, getattr(init, "cgroup", None))
         _mark_exited(rec, getattr(exc, "exit_code", 125))
         records.save(root, rec)
+        records.clear_starting(root, rec["id"])
         raise
     state = rec["state"]
     state.update(status="running", running=True, pid=init.pid,
@@ -315,6 +320,7 @@ def start(root: str, rec: dict, *, stdio=None, winsize: bytes | None = None, tra
                  monitor_pid=os.getpid(), monitor_start=records.pid_start_time(os.getpid()))
     state.pop("needs_cleanup", None)
     records.save(root, rec)
+    records.clear_starting(root, rec["id"])
     return init
 
 
@@ -402,13 +408,22 @@ def _finish_locked(root: str, rec: dict, exit_code: int, cgroup) -> dict:
 
 
 def _open_cgroup(rec: dict):
-    try:
-        from minibox.cgroups import open_driver
-    except ImportError:
-        return None
+    from minibox.cgroups import open_driver
+
     try:
         return open_driver().open(rec["cgroup_paths"])
     except OSError:
+        return None
+
+
+def _find_cgroup(root: str, rec: dict):
+    """The cgroup of a start that was killed before it saved the cgroup's paths."""
+    from minibox.cgroups import open_driver
+
+    try:
+        path = ocispec.load(records.container_dir(root, rec["id"]))["linux"]["cgroupsPath"]
+        return open_driver().find(path)
+    except (OSError, KeyError, MiniboxError):
         return None
 
 
@@ -430,6 +445,8 @@ def release_runtime(root: str, rec: dict, cgroup=None, trace=None) -> None:
             errors.append(exc)
     if cgroup is None and rec.get("cgroup_paths"):
         cgroup = _open_cgroup(rec)
+    if cgroup is None and rec["state"].get("needs_cleanup"):
+        cgroup = _find_cgroup(root, rec)
     if cgroup is not None:
         if trace:
             for cpath in dict.fromkeys(cgroup.paths().values()):
@@ -457,11 +474,19 @@ def release_runtime(root: str, rec: dict, cgroup=None, trace=None) -> None:
 def remove(root: str, ref: str, force: bool = False, volumes: bool = False, trace=None) -> str:
     """docker rm: refuse a running container unless ``force`` (then SIGKILL it first)."""
     cid = records.resolve(root, ref)
-    rec = records.load(root, cid)
+    try:
+        rec = records.load(root, cid)
+    except NotFound:
+        _remove_unfinished(root, cid)
+        return cid
     state = rec["state"]
     if state["status"] in ("running", "paused"):
         if not force:
-            raise Conflict(f"cannot remove container \"{rec['name']}\": container is running: "
+            # docker's wording, which names the container with its leading slash
+            if state["status"] == "paused":
+                raise Conflict(f"cannot remove container \"/{rec['name']}\": container is paused and must "
+                               "be unpaused first")
+            raise Conflict(f"cannot remove container \"/{rec['name']}\": container is running: "
                            "stop the container before removing or force remove")
         if trace:
             trace(f"kill({state['pid']}, SIGKILL)")
@@ -488,6 +513,30 @@ def remove(root: str, ref: str, force: bool = False, volumes: bool = False, trac
 
         network.prune_stale(root)
     return cid
+
+
+def _remove_unfinished(root: str, cid: str) -> None:
+    """rm of a dir whose ``create`` was killed before it wrote the record.
+
+    create holds the dir's lock until the record exists, so once we hold it
+    and there still is no record, nobody will write one: unmount, delete, and
+    free the name.
+    """
+    import shutil
+
+    from minibox.image.overlay import unmount_overlay
+
+    with records.locked(root, cid):
+        if os.path.exists(os.path.join(records.container_dir(root, cid), records.RECORD)):
+            raise Conflict(f"container {cid} was created meanwhile, try again")
+        cdir = records.container_dir(root, cid)
+        unmount_overlay(os.path.join(cdir, "merged"))
+        doomed = os.path.join(records.containers_dir(root), f".removing-{cid}")
+        os.rename(cdir, doomed)
+    names = os.path.join(root, "names")
+    for name in os.listdir(names):
+        records.release_name(root, name, cid)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def _uses_bridge(rec: dict) -> bool:

@@ -10,7 +10,7 @@ import signal
 import time
 
 from minibox.engine import containers, records
-from minibox.errors import InvalidTransition, UsageError
+from minibox.errors import InvalidTransition, NotFound, UsageError
 
 _SIGNALS = {name[3:]: getattr(signal, name) for name in dir(signal)
             if name.startswith("SIG") and not name.startswith("SIG_") and isinstance(getattr(signal, name), int)}
@@ -68,8 +68,23 @@ def kill(root: str, ref: str, sig: int) -> str:
     rec = records.load(root, cid)
     if rec["state"]["status"] not in ("running", "paused"):
         raise InvalidTransition(f"cannot kill container: {ref}: container {cid} is not running")
-    containers.kill(rec, sig)
+    _signal(root, rec, sig)
     return cid
+
+
+def _signal(root: str, rec: dict, sig: int) -> None:
+    """Signal the init; a paused container is thawed to receive it (as docker's kill) and says so."""
+    containers.kill(rec, sig)
+    if rec["state"]["status"] != "paused":
+        return
+    try:
+        with records.locked(root, rec["id"]):
+            current = records.load(root, rec["id"])
+            if current["state"]["status"] == "paused":
+                current["state"].update(status="running", paused=False)
+                records.save(root, current)
+    except NotFound:
+        pass  # it exited and was removed meanwhile
 
 
 def stop(root: str, ref: str, timeout: int | None = None, sig: str | None = None) -> str:
@@ -82,7 +97,7 @@ def stop(root: str, ref: str, timeout: int | None = None, sig: str | None = None
     if timeout is None:
         timeout = rec["config"].get("StopTimeout")
         timeout = 10 if timeout is None else timeout
-    containers.kill(rec, stop_signal)
+    _signal(root, rec, stop_signal)
     if wait_exit(root, cid, timeout) is None:
         containers.kill(records.load(root, cid), signal.SIGKILL)
         wait_exit(root, cid, 30)

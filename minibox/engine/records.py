@@ -9,7 +9,6 @@ reported as exited. Names are reserved atomically with a symlink in
 import errno
 import json
 import os
-import random
 
 from minibox.atomic import write_json
 from minibox.errors import Conflict, MiniboxError, NotFound
@@ -17,6 +16,7 @@ from minibox.runtime.procfs import pid_start_time
 
 RECORD = "container.json"
 EXIT_FILE = "exit.json"
+STARTING = "starting"  # "<pid> <start time>" of the process inside containers.start()
 
 
 def containers_dir(root: str) -> str:
@@ -93,9 +93,43 @@ def load(root: str, cid: str) -> dict:
     return refresh(root, rec)
 
 
+def mark_starting(root: str, cid: str) -> None:
+    """Name the process that is starting ``cid``, until its record says "running".
+
+    Between fork and the "running" record, the cgroup, the mount and the veth
+    are known only to that process; if it is killed, :func:`refresh` sees
+    the marker of a dead process and flags the record for clean-up. Not
+    fsynced: the marker only matters while its writer lives.
+    """
+    path = os.path.join(container_dir(root, cid), STARTING)
+    me = os.getpid()
+    with open(path, "w") as f:
+        f.write(f"{me} {pid_start_time(me)}")
+
+
+def clear_starting(root: str, cid: str) -> None:
+    try:
+        os.unlink(os.path.join(container_dir(root, cid), STARTING))
+    except FileNotFoundError:
+        pass
+
+
+def _start_interrupted(root: str, cid: str) -> bool:
+    try:
+        with open(os.path.join(container_dir(root, cid), STARTING)) as f:
+            pid, _, start = f.read().partition(" ")
+        return not is_alive(int(pid), int(start))
+    except (OSError, ValueError):
+        return False
+
+
 def refresh(root: str, rec: dict) -> dict:
     """Bring a record's state in line with the kernel (see module docstring)."""
     state = rec["state"]
+    if state["status"] == "created" and _start_interrupted(root, rec["id"]):
+        # docker shows a container whose start failed as Created, with the error.
+        state.update(exit_code=128, error="the start of the container was interrupted", needs_cleanup=True)
+        return rec
     if state["status"] in ("running", "paused") and not is_alive(state.get("pid"), state.get("pid_start")):
         if is_alive(state.get("monitor_pid"), state.get("monitor_start")):
             return rec  # the init just exited; its monitor is recording the exit right now
@@ -215,4 +249,6 @@ _NAMES = ("babbage", "curie", "dijkstra", "einstein", "hopper", "kalam", "knuth"
 
 
 def _random_name() -> str:
+    import random
+
     return f"{random.choice(_ADJECTIVES)}_{random.choice(_NAMES)}"

@@ -99,6 +99,12 @@ def _helper(spec, ns_fds, cgroup, err_w, err_r, stdio, console_sock, parent_sock
             os.close(err_w)
             if console_sock is not None:
                 console_sock.close()
+            # Only the command needs the caller's stdio. Holding it here would
+            # keep the caller's pipes open after ``exec -d`` returned.
+            devnull = os.open("/dev/null", os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            os.close(devnull)
             _, status = os.waitpid(child, 0)
             code = os.waitstatus_to_exitcode(status)
             os._exit(128 - code if code < 0 else code)
@@ -116,6 +122,10 @@ def _helper(spec, ns_fds, cgroup, err_w, err_r, stdio, console_sock, parent_sock
 def _exec(spec: dict, security, stdio, console_sock, trace=None) -> None:
     process = spec["process"]
     proc.reset_signals()
+    # A session of its own: a pty can only become the controlling terminal
+    # of a session leader (TIOCSCTTY fails with EPERM otherwise), and the
+    # helper above, our parent, leads the session it made.
+    os.setsid()
     if stdio is not None:
         for target, fd in enumerate(stdio):
             if fd != target:

@@ -156,7 +156,9 @@ def _join_cgroup(init: InitProcess, linux: dict, trace) -> None:
     if trace:
         for cpath in dict.fromkeys(cg.paths().values()):
             trace(f"cgroup mkdir {cpath}")
-    cg.apply(linux.get("resources") or {}, trace=trace)
+    for warning in cg.apply(linux.get("resources") or {}, trace=trace) or ():
+        # docker's wording for limits the kernel cannot honour (swap accounting off...).
+        os.write(2, f"WARNING: {warning}\n".encode())
     cg.add(init.pid)
     if trace:
         for cpath in dict.fromkeys(cg.paths().values()):

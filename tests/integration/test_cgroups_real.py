@@ -228,3 +228,37 @@ def test_reopen_from_saved_paths(drv, cg):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_remove_leftover_finds_and_kills(drv):
+    path = f"minibox-test-{uuid.uuid4().hex[:12]}"
+    group = drv.create(path)
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        group.add(proc.pid)
+        assert cgroups.remove_leftover(path) is True
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+        assert drv.find(path) is None
+        assert cgroups.remove_leftover(path) is False
+    finally:
+        proc.kill()
+        proc.wait()
+        group.destroy()
+
+
+def test_prune_empty_removes_only_old_empty_children(drv):
+    parent = f"minibox-test-{uuid.uuid4().hex[:12]}"
+    empty, busy = drv.create(f"{parent}/empty"), drv.create(f"{parent}/busy")
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        busy.add(proc.pid)
+        assert cgroups.prune_empty(parent, min_age=3600) == []  # too young
+        assert cgroups.prune_empty(parent, min_age=0) == ["empty"]
+        assert drv.find(f"{parent}/empty") is None
+        assert drv.find(f"{parent}/busy") is not None and proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+        for group in (empty, busy, drv.find(parent)):
+            if group is not None:
+                group.destroy()

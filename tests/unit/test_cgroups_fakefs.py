@@ -101,7 +101,18 @@ def v2tree(tmp_path, monkeypatch):
                 _touch(os.path.join(path, name), "max" if name.endswith(".max") else "0")
         return True
 
+    real_write = fs.write
+
+    def fake_write(path, value):
+        # The kernel adds "+ctrl" to the enabled set; a plain file would be overwritten.
+        if path.endswith("cgroup.subtree_control"):
+            with open(path) as f:
+                enabled = f.read().split()
+            value = " ".join(enabled + [value])
+        real_write(path, value)
+
     monkeypatch.setattr(fs, "mkdir", fake_mkdir)
+    monkeypatch.setattr(fs, "write", fake_write)
     cgroups._drivers.clear()
     return root, proc
 
@@ -296,9 +307,27 @@ def test_v2_open_refuses_outside_root(v2tree):
         V2Driver(str(root), "/").open({"unified": "/etc"})
 
 
-def test_cgroups_path_default_parent(monkeypatch):
+def test_cgroups_path_default_parent(monkeypatch, v1tree, v2tree):
     monkeypatch.delenv("MINIBOX_CGROUP_PARENT", raising=False)
-    assert cgroups.cgroups_path(None, "ab") == "minibox/ab"
+    assert cgroups.cgroups_path(None, "ab", root=str(v1tree[0])) == "minibox/ab"
+    assert cgroups.cgroups_path(None, "ab", root=str(v2tree[0])) == "/minibox/ab"
     assert cgroups.cgroups_path("/docker", "ab") == "/docker/ab"
     monkeypatch.setenv("MINIBOX_CGROUP_PARENT", "/mb")
     assert cgroups.cgroups_path(None, "ab") == "/mb/ab"
+
+
+def test_v2_a_refused_controller_does_not_block_the_others(v2tree, monkeypatch):
+    root, _ = v2tree
+    fake_write = fs.write
+
+    def kernel_write(path, value):
+        if value == "+cpu":
+            raise SyscallError(22, f"write {value!r} to", path)  # EINVAL, as with an RT task below
+        fake_write(path, value)
+
+    monkeypatch.setattr(fs, "write", kernel_write)
+    cg = V2Driver(str(root), "/").create("minibox/c6")
+    assert "+memory" in read(root / "cgroup.subtree_control") and "+cpu " not in read(root / "cgroup.subtree_control") + " "
+    cg.apply({"memory": {"limit": 64 << 20}})
+    with pytest.raises(MiniboxError, match="cpu controller is not enabled"):
+        cg.apply({"cpu": {"quota": 50000, "period": 100000}})

@@ -43,5 +43,7 @@ def test_the_untraced_runtime_does_not_import_the_trace_helpers():
 
     code = ("import sys, minibox.runtime.process, minibox.engine.containers, minibox.commands.run;"
             "print('minibox.runtime.tracing' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    # cwd "/": "-c" puts the cwd first on sys.path, and the source tree has no built shim.
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd="/").stdout
     assert out.strip() == "False"

@@ -153,8 +153,8 @@ def load_order(wanted, index: dict[str, str], depends=None) -> tuple[list[str], 
     return order, missing
 
 
-def build_base(kernel, busybox: str, init_script: str, wanted=WANTED) -> tuple[bytes, list[str]]:
-    """gzip'ed cpio with busybox, the modules (in load order, listed in /modules.load) and /init."""
+def build_base(kernel, busybox: str, init_script: str, stage2: str = "", wanted=WANTED) -> tuple[bytes, list[str]]:
+    """gzip'ed cpio with busybox, the modules (in load order, listed in /modules.load), /init and /stage2.sh."""
     index = index_modules(kernel.modules)
     order, missing = load_order(wanted, index)
     builtin = set()
@@ -175,6 +175,7 @@ def build_base(kernel, busybox: str, init_script: str, wanted=WANTED) -> tuple[b
             c.file(f"lib/modules/{name}.ko", f.read())
     c.file("modules.load", ("\n".join(order) + "\n").encode())
     c.file("init", init_script.encode(), 0o755)
+    c.file("stage2.sh", stage2.encode(), 0o755)
     return gzip.compress(c.finish(), compresslevel=1), missing
 
 

@@ -7,11 +7,12 @@ harness boots Debian's stock kernel under qemu with ``cgroup_no_v1=all``,
 shares the host's / read-only over virtio-9p (tmpfs overlay on top, so the
 guest sees the same python, venv and worktree), runs pytest in the same
 directory as here, and exits with pytest's status. Without pytest args it
-runs tests/integration. KVM is used when it boots within a few seconds,
+runs the cgroup tests (DEFAULT_TESTS). KVM is used when it boots within a few seconds,
 else TCG (KVM hangs on these nested machines). Needs root and
 qemu-system-x86 (apt-get install qemu-system-x86).
 """
 
+import glob
 import os
 import re
 import secrets
@@ -31,11 +32,14 @@ from tests.vm import initramfs, kernel  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 QEMU = "qemu-system-x86_64"
 CMDLINE = "console=ttyS0 cgroup_no_v1=all quiet panic=-1 8250.nr_uarts=1"
-# Dirs that get a real tmpfs in the guest: overlayfs cannot take an overlay as
+# Dirs that get a fresh tmpfs in the guest: overlayfs cannot take an overlay as
 # upperdir, and container layers (minibox roots, test roots in /var/tmp) live there.
-KEEP = "/var/lib/minibox /var/tmp"
+TMPFS_DIRS = "/var/lib/minibox /var/tmp"
+# qboot (a minimal firmware that only boots a -kernel) starts faster than SeaBIOS.
+FIRMWARE = ["-bios", "qboot.rom"] if os.path.exists("/usr/share/qemu/qboot.rom") else []
 KVM_BOOT_SECONDS = 8  # a working KVM reaches init in ~1s; a broken one hangs in the BIOS
-DEFAULT_TESTS = ["-q", "-ra", "tests/integration"]
+# The cgroup v2 tests; .ci/run passes more (namespaces, overlay, network) explicitly.
+DEFAULT_TESTS = ["-q", "-ra", "tests/integration/test_cgroups_real.py", "tests/integration/test_resources.py"]
 PASS_ENV = ("CI", "MINIBOX_ROOT", "MINIBOX_CGROUP_PARENT", "TERM")
 
 
@@ -81,9 +85,11 @@ def base_initramfs(k: kernel.Kernel, cache: str) -> bytes:
     """The cached busybox+modules+init archive for this kernel (rebuilt when init.sh changes)."""
     with open(os.path.join(HERE, "init.sh")) as f:
         init = f.read()
+    with open(os.path.join(HERE, "stage2.sh")) as f:
+        stage2 = f.read()
     import hashlib
 
-    key = hashlib.sha256((init + "\n".join(initramfs.WANTED)).encode()).hexdigest()[:12]
+    key = hashlib.sha256((init + stage2 + "\n".join(initramfs.WANTED)).encode()).hexdigest()[:12]
     path = os.path.join(cache, f"initramfs-{k.version}-{key}.cpio.gz")
     if os.path.exists(path):
         with open(path, "rb") as f:
@@ -92,9 +98,13 @@ def base_initramfs(k: kernel.Kernel, cache: str) -> bytes:
     out = subprocess.run(["file", "-L", busybox], check=False, capture_output=True, text=True).stdout if shutil.which("file") else ""
     if out and "statically linked" not in out and "static-pie" not in out:
         raise RuntimeError(f"{busybox} is not static: apt-get install busybox-static")
-    data, missing = initramfs.build_base(k, busybox, init)
+    data, missing = initramfs.build_base(k, busybox, init, stage2)
     if missing:
         log(f"vm: modules not in this kernel (skipped): {' '.join(missing)}")
+    # Archives of older init scripts are never used again (a running harness
+    # has already read its own into memory).
+    for old in glob.glob(os.path.join(cache, f"initramfs-{k.version}-*.cpio.gz")):
+        os.unlink(old)
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
         f.write(data)
@@ -104,12 +114,23 @@ def base_initramfs(k: kernel.Kernel, cache: str) -> bytes:
     return data
 
 
+def _remove_stale_initrds(cache: str) -> None:
+    """Per-run initrds of harness runs that were killed before they could remove theirs."""
+    for path in glob.glob(os.path.join(cache, "initrd-run-*.img")):
+        pid = path.rsplit("-", 1)[1].removesuffix(".img")
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+
 def run_script(argv: list[str], cwd: str, check: bool) -> str:
-    """The shell script the guest runs chrooted in the host's tree."""
+    """The shell script the guest runs (as a child of PID 1) in the host's tree."""
     env = {
         "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "HOME": "/root", "LANG": "C.UTF-8", "MINIBOX_IN_VM": "1",
-        "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
+        "PYTHONUNBUFFERED": "1",
     }
     env.update({k: os.environ[k] for k in PASS_ENV if k in os.environ})
     lines = ["export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()), f"cd {shlex.quote(cwd)} || exit 125"]
@@ -122,7 +143,7 @@ def run_script(argv: list[str], cwd: str, check: bool) -> str:
 def boot(k, initrd: str, accel: str, timeout: float, token: str, boot_timeout: float | None):
     """Boot once; returns (exit status or None, output lines, reason)."""
     cmd = [
-        QEMU, "-accel", accel, "-m", os.environ.get("MINIBOX_VM_MEMORY", "2G"),
+        QEMU, "-accel", accel, *FIRMWARE, "-m", os.environ.get("MINIBOX_VM_MEMORY", "2G"),
         "-smp", os.environ.get("MINIBOX_VM_SMP", "2"), "-nographic", "-no-reboot", "-nic", "none",
         "-kernel", k.vmlinuz, "-initrd", initrd, "-append", CMDLINE,
         "-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
@@ -166,6 +187,10 @@ def boot(k, initrd: str, accel: str, timeout: float, token: str, boot_timeout: f
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+    if pending:
+        # A partial line (pytest -v names a test before its result) shows where it hung.
+        lines.append(pending.decode(errors="replace").rstrip("\r"))
+        print(lines[-1], flush=True)
     return status, lines, booted, reason
 
 
@@ -178,7 +203,7 @@ def summary(lines: list[str]) -> str | None:
 
 
 def parse_args(argv):
-    opts = {"timeout": float(os.environ.get("MINIBOX_VM_TIMEOUT", "360")), "accel": os.environ.get("MINIBOX_VM_ACCEL", "auto"),
+    opts = {"timeout": float(os.environ.get("MINIBOX_VM_TIMEOUT", "900")), "accel": os.environ.get("MINIBOX_VM_ACCEL", "auto"),
             "check": False, "cmd": None, "cache": kernel.DEFAULT_CACHE}
     while argv and argv[0] in ("--timeout", "--accel", "--check", "--cmd", "--cache"):
         flag = argv.pop(0)
@@ -211,8 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     token = secrets.token_hex(8)
     extra = initramfs.command_archive({
         "vm-run.sh": run_script(argv_in_vm, os.getcwd(), opts["check"]).encode(),
-        "vm.env": f"TOKEN={token}\nKEEP={shlex.quote(KEEP)}\n".encode(),
+        "vm.env": f"TOKEN={token}\nTMPFS_DIRS={shlex.quote(TMPFS_DIRS)}\n".encode(),
     })
+    _remove_stale_initrds(cache)
     initrd = os.path.join(cache, f"initrd-run-{os.getpid()}.img")
     try:
         with open(initrd, "wb") as f:

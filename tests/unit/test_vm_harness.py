@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-# tests/ is not a package (its conftest is imported as a top-level module), so
-# the harness is imported as the namespace package it is run as: tests.vm.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+# tests/ is not a package; the harness is imported as the namespace package
+# tests.vm from the tree. Appended, so an installed minibox still wins.
+sys.path.append(str(Path(__file__).resolve().parents[2]))
 from tests.vm import initramfs, run  # noqa: E402
 
 
