@@ -103,7 +103,7 @@ class Workspace:
 
     def commit(self, skip: set[str], always_skip: set[str] = frozenset()) -> dict | None:
         """Unmount and store ``upper`` as a layer; None when the step changed nothing."""
-        from minibox.build.layerdiff import write_layer
+        from minibox.image.layerdiff import write_layer
 
         self.unmount()
         tar = self.path("layer.tar")

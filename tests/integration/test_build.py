@@ -260,7 +260,7 @@ def test_deletions_become_whiteouts_and_config_is_recorded(mb, tmp_path):
 
 def _layer_tar(root: str, diff_id: str, tmp_path) -> str:
     """Re-create the layer tar from the stored layer dir (what a save would write)."""
-    from minibox.build.layerdiff import write_layer
+    from minibox.image.layerdiff import write_layer
     from minibox.image.store import ImageStore
 
     out = str(tmp_path / "layer-probe.tar")

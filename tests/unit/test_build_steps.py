@@ -10,7 +10,7 @@ import pytest
 from minibox.build import imageconfig
 from minibox.build.copy import Item, copy_sources, destination, parse_chmod
 from minibox.build.dockerfile import parse
-from minibox.build.layerdiff import write_layer
+from minibox.image.layerdiff import write_layer
 from minibox.build.progress import Progress
 from minibox.errors import MiniboxError
 

@@ -46,6 +46,11 @@ for d in $TMPFS_DIRS; do
     mount -t tmpfs -o mode=700 tmpfs "$R$d" || die "tmpfs on $d"
 done
 chmod 1777 $R/var/tmp 2>/dev/null
+# The tests run from the host's cwd; if a fresh tmpfs above now hides it (a
+# checkout under /tmp, as CI may use), show the host's copy there again.
+if [ -n "$HOST_CWD" ] && [ ! -d "$R$HOST_CWD" ] && [ -d "/host$HOST_CWD" ]; then
+    mkdir -p "$R$HOST_CWD" && mount --bind "/host$HOST_CWD" "$R$HOST_CWD" || die "bind $HOST_CWD"
+fi
 hostname minibox-vm
 ip link set lo up 2>/dev/null
 # switch_root (not chroot): it moves the overlay onto /, so the mount

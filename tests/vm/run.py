@@ -232,11 +232,16 @@ def main(argv: list[str] | None = None) -> int:
     if opts["cmd"]:
         argv_in_vm = ["/bin/sh", "-c", opts["cmd"]]
     else:
-        argv_in_vm = [sys.executable, "-m", "pytest"] + (rest or DEFAULT_TESTS)
+        # The pytest script, not "python -m pytest": -m would put the cwd (a source
+        # tree without the compiled shim) ahead of the installed minibox.
+        script = os.path.join(os.path.dirname(sys.executable), "pytest")
+        runner = [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "pytest"]
+        argv_in_vm = runner + (rest or DEFAULT_TESTS)
     token = secrets.token_hex(8)
     extra = initramfs.command_archive({
         "vm-run.sh": run_script(argv_in_vm, os.getcwd(), opts["check"]).encode(),
-        "vm.env": f"TOKEN={token}\nTMPFS_DIRS={shlex.quote(TMPFS_DIRS)}\n".encode(),
+        "vm.env": (f"TOKEN={token}\nTMPFS_DIRS={shlex.quote(TMPFS_DIRS)}\n"
+                   f"HOST_CWD={shlex.quote(os.getcwd())}\n").encode(),
     })
     _remove_stale_initrds(cache)
     initrd = os.path.join(cache, f"initrd-run-{os.getpid()}.img")
