@@ -14,9 +14,11 @@ APT_PACKAGES = busybox-static libcap-dev libseccomp-dev gcc libc6-dev python3-ve
 TEST_APT_PACKAGES = docker-registry skopeo umoci openssl zstd qemu-system-x86 dpkg-dev cpio runc
 TEST_ARGS  ?=
 # In the cgroup v2 VM (TCG: every minibox call costs seconds there): the cgroup
-# driver and the CLI limits, plus namespace, overlay and network checks.
+# driver and the CLI limits, the confinement (eBPF device filter, seccomp, caps,
+# hygiene), plus namespace, overlay and network checks.
 VM_TESTS   ?= tests/integration/test_cgroups_real.py tests/integration/test_resources.py \
-              tests/integration/test_image_overlay.py \
+              tests/integration/test_devices.py tests/integration/test_hygiene.py \
+              tests/integration/test_confinement.py tests/integration/test_image_overlay.py \
               "tests/integration/test_run.py::test_ps_shows_only_the_container_and_sh_is_pid_1" \
               "tests/integration/test_run.py::test_network_none_has_only_loopback" \
               "tests/integration/test_run.py::test_own_uts_ipc_and_mount_namespaces" \
