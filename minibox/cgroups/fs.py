@@ -87,6 +87,34 @@ def mkdir(path: str) -> bool:
         raise SyscallError(exc.errno, "mkdir", path) from None
 
 
+SHARED_PARENT = "minibox"  # the default parent every container's cgroup is made under
+
+
+def remove_shared_parent(child: str) -> None:
+    """rmdir the default ``minibox`` parent of ``child`` once no container uses it.
+
+    Another container's cgroup keeps it busy (EBUSY/ENOTEMPTY), which is
+    fine; a create racing with this removal retries (see retry_vanished).
+    """
+    parent = os.path.dirname(child)
+    if os.path.basename(parent) != SHARED_PARENT:
+        return
+    try:
+        os.rmdir(parent)
+    except OSError:
+        pass
+
+
+def retry_vanished(create, attempts: int = 3):
+    """Run ``create()``, again if a parent dir vanished under it (removed as empty meanwhile)."""
+    for attempt in range(attempts):
+        try:
+            return create()
+        except SyscallError as exc:
+            if exc.errno != errno.ENOENT or attempt == attempts - 1:
+                raise
+
+
 def rmdir_tree(path: str) -> None:
     """Remove a cgroup and its descendants, leaves first; a missing one is fine.
 

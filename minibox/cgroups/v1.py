@@ -189,6 +189,7 @@ class V1Cgroup:
                 raise MiniboxError(f"cgroup {self._task_dir()} still has processes after SIGKILL: {self.pids()}")
         for d in self._unique_dirs():
             fs.rmdir_tree(d)
+            fs.remove_shared_parent(d)
 
 
 class V1Driver:
@@ -213,14 +214,18 @@ class V1Driver:
     def create(self, path: str) -> V1Cgroup:
         """mkdir the path in every hierarchy; cpuset levels inherit cpus/mems from their parent."""
         dirs = self._dirs(path)
-        for ctrl, target in dirs.items():
-            mount = self.mounts[ctrl]
-            current = mount
-            for part in os.path.relpath(target, mount).split(os.sep):
-                parent, current = current, os.path.join(current, part)
-                created = fs.mkdir(current)
-                if ctrl == "cpuset" and created:
-                    self._inherit_cpuset(parent, current)
+
+        def make():
+            for ctrl, target in dirs.items():
+                mount = self.mounts[ctrl]
+                current = mount
+                for part in os.path.relpath(target, mount).split(os.sep):
+                    parent, current = current, os.path.join(current, part)
+                    created = fs.mkdir(current)
+                    if ctrl == "cpuset" and created:
+                        self._inherit_cpuset(parent, current)
+
+        fs.retry_vanished(make)
         return V1Cgroup(dirs)
 
     @staticmethod

@@ -127,6 +127,7 @@ class V2Cgroup:
             if not fs.wait_until(lambda: not self.pids(), 5.0):
                 raise MiniboxError(f"cgroup {self.path} still has processes after SIGKILL: {self.pids()}")
         fs.rmdir_tree(self.path)
+        fs.remove_shared_parent(self.path)
 
 
 class V2Driver:
@@ -148,11 +149,15 @@ class V2Driver:
         """mkdir every missing level, enabling the wanted controllers on the way down."""
         target = self._dir(path)
         rel = os.path.relpath(target, self.root).split(os.sep)
-        current = self.root
-        for part in rel:
-            self._enable(current)
-            current = os.path.join(current, part)
-            fs.mkdir(current)
+
+        def make():
+            current = self.root
+            for part in rel:
+                self._enable(current)
+                current = os.path.join(current, part)
+                fs.mkdir(current)
+
+        fs.retry_vanished(make)
         return V2Cgroup(target)
 
     def _enable(self, parent: str) -> None:
