@@ -94,21 +94,9 @@ def container_exists(root: str):
 
 def write_json_atomic(path: str, data) -> None:
     """tmp + fsync + rename in the same directory: readers see old or new, never half."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    from minibox.atomic import write_bytes
 
+    write_bytes(path, json.dumps(data, indent=1, sort_keys=True).encode())
 
 def read_json(path: str, default):
     try:

@@ -248,21 +248,9 @@ def _private_dir(path: str) -> bool:
 
 
 def _write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        os.replace(tmp, path)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        os.unlink(tmp)
-        raise
+    from minibox.atomic import write_bytes
+
+    write_bytes(path, data, 0o600)
 
 
 def load(spec: dict) -> None:
