@@ -8,13 +8,13 @@ import json
 import os
 import stat
 import subprocess
-import tarfile
 
 import pytest
 
 from minibox.image.overlay import mount_overlay, unmount_overlay
 from minibox.image.store import ImageStore
 from minibox.image.unpack import OPAQUE_XATTR, unpack
+from imgreg import tar_layer as layer  # one layer-tar builder for the image tests
 
 ROOTFS_BUILD = os.path.join(os.path.dirname(__file__), "..", "..", "rootfs", "build.sh")
 
@@ -29,25 +29,6 @@ def _overlay_available():
 
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(bool(_overlay_available()), reason=_overlay_available() or "")]
-
-
-def layer(*entries) -> bytes:
-    """entries: (name, kind, data) with kind 'f', 'd', 's' (data = link target)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for name, kind, data in entries:
-            ti = tarfile.TarInfo(name)
-            ti.mtime = 1_600_000_000
-            if kind == "d":
-                ti.type, ti.mode = tarfile.DIRTYPE, 0o755
-                tf.addfile(ti)
-            elif kind == "s":
-                ti.type, ti.linkname = tarfile.SYMTYPE, data
-                tf.addfile(ti)
-            else:
-                ti.size, ti.mode = len(data), 0o644
-                tf.addfile(ti, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def make_image(store, layers, tag):
