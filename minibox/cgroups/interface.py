@@ -14,6 +14,10 @@ class Cgroup(Protocol):
     def add(self, pid: int) -> None:
         """Move ``pid`` (a process minibox created) into the cgroup."""
 
+    def join_self(self) -> list[str]:
+        """Move the calling process (single-threaded, just forked by minibox) in.
+        Returns the files written, for --trace."""
+
     def apply(self, resources: dict, trace=None) -> list[str]:
         """Write OCI linux.resources; returns warnings (a swap limit the kernel cannot hold).
         ``trace(line)`` (run --trace) hears of each file written."""

@@ -36,6 +36,16 @@ class V2Cgroup:
     def add(self, pid: int) -> None:
         fs.write(self._f("cgroup.procs"), str(pid))
 
+    def join_self(self) -> list[str]:
+        """Move the calling process in ("0" to ``cgroup.procs``); returns the file written.
+
+        v2 has no per-thread shortcut for a domain cgroup (``cgroup.threads``
+        is for threaded ones), so this takes the kernel's global lock.
+        """
+        path = self._f("cgroup.procs")
+        fs.write(path, "0")
+        return [path]
+
     def apply(self, resources: dict, trace=None) -> list[str]:
         """Write the OCI resources; returns warnings for limits the host cannot hold.
 

@@ -69,7 +69,7 @@ def _rm(args) -> int:
 def _inspect(args) -> int:
     from minibox.errors import NotFound
     from minibox.network import store
-    from minibox.network.bridge import mac_for
+    from minibox.network.ipam import mac_for
 
     out = []
     for ref in args.names:

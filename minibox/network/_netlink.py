@@ -7,10 +7,6 @@ nothing has imported pyroute2 yet, a bare package module standing for it is
 registered so the submodule loads alone. The stand-in keeps the real
 package's behaviour for later users: the first attribute it lacks
 (``pyroute2.IPRoute`` ...) runs the real ``__init__`` in its namespace.
-
-Also: ``rtnl_socket_in(netns_path)`` opens the netlink socket inside a
-container's netns from a short-lived thread, instead of pyroute2's default of
-forking a helper process per netns socket.
 """
 
 import importlib.util
@@ -61,36 +57,3 @@ def iproute():
     from pyroute2.netlink.exceptions import NetlinkError
 
     return IPRoute, NetlinkError
-
-
-def rtnl_socket_in(netns_path: str) -> int:
-    """A NETLINK_ROUTE socket fd created inside the netns at ``netns_path``.
-
-    setns(CLONE_NEWNET) only moves the calling thread, and a socket stays in
-    the netns it was created in; so a throwaway thread enters the netns,
-    creates the socket and ends, and the process never leaves its own netns.
-    """
-    import socket
-
-    from minibox.syscalls import CLONE_NEWNET, setns
-
-    result: dict = {}
-
-    def enter():
-        try:
-            fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                setns(fd, CLONE_NEWNET, netns_path)
-            finally:
-                os.close(fd)
-            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, socket.NETLINK_ROUTE)
-            result["fd"] = sock.detach()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            result["error"] = exc
-
-    thread = threading.Thread(target=enter, name="minibox-netns")
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise result["error"]
-    return result["fd"]

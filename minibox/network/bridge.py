@@ -1,8 +1,12 @@
-"""Bridges and veth pairs through rtnetlink (pyroute2 ``IPRoute`` only).
+"""Bridges and the host's routes through pyroute2 (``IPRoute`` only).
 
-Each function opens its own short netlink session, so the callers hold no
-socket across the slow parts of container creation. pyroute2 is imported
-inside the functions: ``run --network none`` never pays for it.
+The network-wide work: creating a bridge, giving it its gateway address,
+refusing a subnet that overlaps a host route. It runs when a network is
+created or its bridge is found missing, not in every ``run``: the
+per-container veth, address and route are rtnl.py's, in the standard
+library, because importing pyroute2 costs more than the rest of a start.
+Each function opens its own short netlink session, so callers hold no
+socket across the slow parts of container creation.
 """
 
 import errno
@@ -11,7 +15,7 @@ import os
 import socket
 
 from minibox.errors import Conflict, MiniboxError
-from minibox.network._netlink import iproute, rtnl_socket_in
+from minibox.network._netlink import iproute
 
 MAIN_TABLE = 254
 
@@ -86,93 +90,3 @@ def ensure_bridge(device: str, subnet: ipaddress.IPv4Network, gateway: str) -> t
         ipr.link("set", index=index, state="up")
         mtu = ipr.get_links(index)[0].get_attr("IFLA_MTU")
     return index, mtu
-
-
-def delete_link(name: str) -> bool:
-    """Delete the link ``name`` if it exists; True when something was removed."""
-    IPRoute, NetlinkError = iproute()
-    with IPRoute() as ipr:
-        index = _lookup(ipr, name)
-        if index is None:
-            return False
-        try:
-            ipr.link("del", index=index)
-        except NetlinkError as exc:
-            if exc.code in (errno.ENODEV, errno.ENOENT):
-                return False
-            raise _netlink_failed(exc, "delete", name) from None
-    return True
-
-
-def link_exists(name: str) -> bool:
-    IPRoute, _ = iproute()
-    with IPRoute() as ipr:
-        return _lookup(ipr, name) is not None
-
-
-def list_links(prefix: str) -> list[str]:
-    """Names of the host's links that start with ``prefix``."""
-    IPRoute, _ = iproute()
-    with IPRoute() as ipr:
-        return [n for n in (_ifname(m) for m in ipr.get_links()) if n and n.startswith(prefix)]
-
-
-def bridge_has_ports(device: str) -> bool:
-    IPRoute, _ = iproute()
-    with IPRoute() as ipr:
-        index = _lookup(ipr, device)
-        if index is None:
-            return False
-        return any(m.get_attr("IFLA_MASTER") == index for m in ipr.get_links())
-
-
-def add_veth(host_name: str, bridge_index: int, mtu: int, netns_path: str, mac: str) -> None:
-    """A veth pair: ``host_name`` on the bridge and up, its peer ``eth0`` in the netns.
-
-    The peer is created directly inside the container's netns (IFLA_NET_NS_FD
-    in the peer's attributes), so no temporary name is ever visible on the
-    host and two concurrent creations cannot collide on one.
-    """
-    IPRoute, NetlinkError = iproute()
-    fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        with IPRoute() as ipr:
-            try:
-                ipr.link("add", ifname=host_name, kind="veth", mtu=mtu,
-                         peer={"ifname": "eth0", "net_ns_fd": fd, "mtu": mtu, "address": mac})
-            except NetlinkError as exc:
-                if exc.code == errno.EEXIST:
-                    raise Conflict(f"network interface {host_name} or eth0 in {netns_path} already exists") from None
-                raise _netlink_failed(exc, "add veth", host_name) from None
-            index = _lookup(ipr, host_name)
-            ipr.link("set", index=index, master=bridge_index, state="up")
-    finally:
-        os.close(fd)
-
-
-def configure_inside(netns_path: str, ip: str, prefixlen: int, gateway: str) -> None:
-    """In the container's netns: lo up, eth0 up with its address, default route via the gateway."""
-    IPRoute, NetlinkError = iproute()
-    fd = rtnl_socket_in(netns_path)
-    try:
-        with IPRoute(fileno=fd) as ns:
-            fd = None  # the IPRoute owns it now
-            lo = _lookup(ns, "lo")
-            eth0 = _lookup(ns, "eth0")
-            if eth0 is None:
-                raise MiniboxError(f"eth0 is missing in {netns_path}")
-            ns.link("set", index=lo, state="up")
-            ns.addr("add", index=eth0, address=ip, prefixlen=prefixlen)
-            ns.link("set", index=eth0, state="up")
-            ns.route("add", dst="0.0.0.0/0", gateway=gateway, oif=eth0)
-    except NetlinkError as exc:
-        raise _netlink_failed(exc, "configure eth0 in", netns_path) from None
-    finally:
-        if fd is not None:
-            os.close(fd)
-
-
-def mac_for(ip: str) -> str:
-    """docker's scheme: 02:42 then the four bytes of the IPv4 address (local, unicast, stable)."""
-    raw = socket.inet_aton(ip)
-    return "02:42:" + ":".join(f"{b:02x}" for b in raw)

@@ -79,17 +79,37 @@ def _ports_in_root(root: str) -> set[tuple[int, str]]:
 
 def remove_leftovers(lease: dict) -> None:
     """Remove the port rules and veth of a lease whose container is gone."""
-    from minibox.network import bridge, nat
+    from minibox.network import nat, rtnl
 
     mappings = _mappings(lease.get("ports"))
     if mappings:
         nat.delete_rules(_port_rules(lease["ip"], mappings))
     if lease.get("host_veth"):
-        bridge.delete_link(lease["host_veth"])
+        rtnl.delete_link(lease["host_veth"])
 
 
 def _lock_dir() -> None:
     os.makedirs(os.path.dirname(PORTS_LOCK), mode=0o700, exist_ok=True)
+
+
+def ensure_network(device: str, net, record: dict) -> tuple[int, int]:
+    """The bridge of ``record`` up, forwarding on, its NAT rules in place: ``(ifindex, mtu)``.
+
+    A bridge that is up was made by ensure_bridge(), which sets it up last,
+    together with the network's rules: then one RTM_GETLINK is the whole
+    cost. Only a missing bridge (first use, or after a reboot emptied the
+    host's links) takes the slow path through pyroute2 and iptables.
+    """
+    from minibox.network import nat, rtnl
+
+    ready = rtnl.bridge_ready(device)
+    if ready is None:
+        from minibox.network import bridge
+
+        ready = bridge.ensure_bridge(device, net, record["gateway"])
+        nat.add_rules(nat.network_rules(device, record["subnet"]))
+    nat.enable_forwarding(device)
+    return ready
 
 
 def connect(root: str, container_id: str, pid: int, args, exposed=None) -> dict:
@@ -99,7 +119,7 @@ def connect(root: str, container_id: str, pid: int, args, exposed=None) -> dict:
     ``args.exposed_ports``). Errors are
     MiniboxError (exit 125) naming the culprit; nothing is left behind then.
     """
-    from minibox.network import bridge, nat
+    from minibox.network import nat, rtnl
 
     name = getattr(args, "network", None) or store.DEFAULT_NETWORK
     if name in ("none", "host") or name.startswith("container:"):
@@ -124,9 +144,7 @@ def connect(root: str, container_id: str, pid: int, args, exposed=None) -> dict:
     lease_store = store.leases(root, name)
 
     # Network-wide pieces: idempotent and shared, so never undone per container.
-    bridge_index, mtu = bridge.ensure_bridge(device, net, record["gateway"])
-    nat.enable_forwarding(device)
-    nat.add_rules(nat.network_rules(device, record["subnet"]))
+    bridge_index, mtu = ensure_network(device, net, record)
 
     plan = Plan()
     try:
@@ -165,10 +183,10 @@ def connect(root: str, container_id: str, pid: int, args, exposed=None) -> dict:
             except MiniboxError as exc:
                 print(f"minibox: cleanup of a stale lease: {exc}", file=sys.stderr)
 
-        mac = bridge.mac_for(ip)
-        bridge.add_veth(veth, bridge_index, mtu, netns_path, mac)
-        plan.did(bridge.delete_link, veth)
-        bridge.configure_inside(netns_path, ip, net.prefixlen, record["gateway"])
+        mac = ipam.mac_for(ip)
+        rtnl.add_veth(veth, bridge_index, mtu, netns_path, mac)
+        plan.did(rtnl.delete_link, veth)
+        rtnl.configure_inside(netns_path, ip, net.prefixlen, record["gateway"])
     except BaseException:
         plan.rollback()
         raise
@@ -189,7 +207,7 @@ def disconnect(root: str, container_id: str, endpoint: dict | None) -> None:
     lease (whichever knows more), so it works when the container, its netns
     or the runtime are already gone.
     """
-    from minibox.network import bridge, nat
+    from minibox.network import nat, rtnl
 
     if not endpoint:
         return
@@ -206,7 +224,7 @@ def disconnect(root: str, container_id: str, endpoint: dict | None) -> None:
     if mappings and ip:
         steps.append(lambda: nat.delete_rules(_port_rules(ip, mappings)))
     veth = endpoint.get("host_veth") or (lease or {}).get("host_veth") or host_veth_name(container_id)
-    steps.append(lambda: bridge.delete_link(veth))
+    steps.append(lambda: rtnl.delete_link(veth))
     if os.path.isdir(lease_store.dir):
         steps.append(lambda: lease_store.release(container_id))
     for step in steps:

@@ -74,6 +74,11 @@ def pick_address(net: ipaddress.IPv4Network, used, requested: str | None = None)
     raise Conflict(f"no free IP address left in subnet {net}")
 
 
+def mac_for(ip: str) -> str:
+    """docker's scheme: 02:42 then the four bytes of the IPv4 address (local, unicast, stable)."""
+    return "02:42:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
+
+
 def reclaimable(leases: dict, is_alive) -> list[str]:
     """Ids of the leases whose container no longer exists."""
     return [cid for cid in leases if not is_alive(cid)]

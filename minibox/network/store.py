@@ -104,7 +104,7 @@ def create(root: str, name: str, subnet: str | None = None, device: str | None =
     ``predefined`` allows the reserved name ``bridge`` (used on first use of
     the default network, and by tests that want their own default bridge).
     """
-    from minibox.network import bridge, nat
+    from minibox.network import bridge, nat, rtnl
 
     if not NAME_RE.match(name) or (name in RESERVED and not predefined) or name.startswith("container:"):
         raise UsageError(f"invalid network name {name!r}" + (" (reserved)" if name in RESERVED else ""))
@@ -122,7 +122,7 @@ def create(root: str, name: str, subnet: str | None = None, device: str | None =
             "gateway": gateway, "bridge": device,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        existed = bridge.link_exists(device)
+        existed = rtnl.link_exists(device)
         try:
             bridge.ensure_bridge(device, net, gateway)
             nat.enable_forwarding(device)
@@ -174,10 +174,10 @@ def remove_default(root: str) -> None:
 
 
 def _teardown(record: dict) -> None:
-    from minibox.network import bridge, nat
+    from minibox.network import nat, rtnl
 
     nat.delete_rules(nat.network_rules(record["bridge"], record["subnet"]))
-    bridge.delete_link(record["bridge"])
+    rtnl.delete_link(record["bridge"])
 
 
 def users(root: str, name: str) -> list[str]:

@@ -77,10 +77,7 @@ def _helper(spec, ns_fds, cgroup, err_w, err_r, stdio, console_sock, parent_sock
             parent_sock.close()
         hygiene.make_non_dumpable()  # before joining: no container process may open our exe
         if cgroup is not None:
-            if trace:
-                for cpath in dict.fromkeys(cgroup.paths().values()):
-                    trace(f"cgroup write {cpath}/cgroup.procs = {os.getpid()}")
-            cgroup.add(os.getpid())
+            proc.join_cgroup(cgroup, trace)
         security = proc._preload(spec)
         for name, fd in ns_fds:
             if name == "root":

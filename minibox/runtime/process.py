@@ -4,7 +4,9 @@ The parent ``unshare(CLONE_NEWPID)``s, forks (the child is PID 1 of the new
 PID namespace) and at once ``setns``es back, so later forks of the runtime
 (iptables, helpers) stay in the host's PID namespace. The child unshares the
 other namespaces, says "ready" over a pipe and blocks until ``start()``; in
-between the parent puts it in its cgroup and the engine wires its network.
+between the engine wires its network. The cgroup is made before the fork
+and the child moves itself into it first thing (Cgroup.join_self: cheaper
+than being moved by the parent, see there).
 
 After "start" the child mounts, pivot_roots, drops privileges and execs. Any
 failure before execve travels back over a close-on-exec pipe as one JSON
@@ -97,6 +99,21 @@ def create(spec: dict, bundle: str, *, stdio: tuple[int, int, int] | None = None
         from minibox.runtime import tracing
 
         tracing.namespaces(trace, namespaces)
+    cgroup = _make_cgroup(linux, trace)
+    try:
+        init = _spawn(spec, plan, namespaces, new_pid, tty, cgroup, stdio, trace)
+    except BaseException:
+        if cgroup is not None:
+            cgroup.destroy()
+        raise
+    init.cgroup = cgroup
+    return init
+
+
+def _spawn(spec, plan, namespaces, new_pid, tty, cgroup, stdio, trace) -> InitProcess:
+    """Fork the init (through userns.spawn for a user namespace); wait for its "ready"."""
+    linux = spec.get("linux") or {}
+    join = None if cgroup is None else (lambda: join_cgroup(cgroup, trace))
 
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -109,8 +126,12 @@ def create(spec: dict, bundle: str, *, stdio: tuple[int, int, int] | None = None
         # The user namespace first, then every other one inside it (userns.py).
         # Its root cannot read the host's Python tree: import what the init needs now.
         _preload(spec)
+        # The helper joins the cgroup before it enters the user namespace
+        # (whose root may not write the host's cgroup files); the init,
+        # its child, is born there.
         pid = userns.spawn(linux, new_pid, lambda: _child(spec, plan, namespaces, go_r, go_w, err_r, err_w,
-                                                          stdio, child_sock, parent_sock, trace))
+                                                          stdio, child_sock, parent_sock, None, trace),
+                           before_unshare=join)
     else:
         host_pidns = -1
         if new_pid:
@@ -120,7 +141,7 @@ def create(spec: dict, bundle: str, *, stdio: tuple[int, int, int] | None = None
             pid = os.fork()
             if pid == 0:
                 _child(spec, plan, namespaces, go_r, go_w, err_r, err_w, stdio, child_sock, parent_sock,
-                       trace)
+                       join, trace)
         finally:
             if new_pid:
                 # Back to the host's PID namespace for every later fork of ours.
@@ -131,38 +152,40 @@ def create(spec: dict, bundle: str, *, stdio: tuple[int, int, int] | None = None
     if child_sock is not None:
         child_sock.close()
     init = InitProcess(pid, go_w, err_r, parent_sock)
-    if os.read(err_r, 1) != _READY:
-        report = _read_all(err_r)
+    first = os.read(err_r, 1)
+    if first != _READY:
+        report = first + _read_all(err_r)
         init.abort()
         raise _decode_failure(report) if report else InitFailed("container init died during setup")
-    try:
-        _join_cgroup(init, linux, trace)
-    except BaseException:
-        init.abort()
-        if init.cgroup is not None:
-            init.cgroup.destroy()
-        raise
     return init
 
 
-def _join_cgroup(init: InitProcess, linux: dict, trace) -> None:
+def _make_cgroup(linux: dict, trace):
+    """The container's cgroup with its limits written, or None without a cgroupsPath."""
     path = linux.get("cgroupsPath")
     if not path:
-        return
+        return None
     from minibox.cgroups import open_driver
 
     cg = open_driver().create(path)
-    init.cgroup = cg
-    if trace:
-        for cpath in dict.fromkeys(cg.paths().values()):
-            trace(f"cgroup mkdir {cpath}")
-    for warning in cg.apply(linux.get("resources") or {}, trace=trace) or ():
-        # docker's wording for limits the kernel cannot honour (swap accounting off...).
-        os.write(2, f"WARNING: {warning}\n".encode())
-    cg.add(init.pid)
-    if trace:
-        for cpath in dict.fromkeys(cg.paths().values()):
-            trace(f"cgroup write {cpath}/cgroup.procs = {init.pid}")
+    try:
+        if trace:
+            for cpath in dict.fromkeys(cg.paths().values()):
+                trace(f"cgroup mkdir {cpath}")
+        for warning in cg.apply(linux.get("resources") or {}, trace=trace) or ():
+            # docker's wording for limits the kernel cannot honour (swap accounting off...).
+            os.write(2, f"WARNING: {warning}\n".encode())
+    except BaseException:
+        cg.destroy()
+        raise
+    return cg
+
+
+def join_cgroup(cgroup, trace) -> None:
+    """In a process just forked (one thread): move itself into ``cgroup``."""
+    for path in cgroup.join_self():
+        if trace:
+            trace(f"cgroup write {path} = 0 (the init moves itself)")
 
 
 def _read_all(fd: int) -> bytes:
@@ -186,7 +209,7 @@ def _decode_failure(report: bytes) -> InitFailed:
 
 
 def _child(spec, plan, namespaces, go_r, go_w, err_r, err_w, stdio, console_sock, parent_sock,
-           trace=None):
+           join=None, trace=None):
     """The container's init before execve. Never returns."""
     code = EXIT_RUNTIME
     try:
@@ -201,6 +224,8 @@ def _child(spec, plan, namespaces, go_r, go_w, err_r, err_w, stdio, console_sock
         # Die with the runtime while setting up, so nothing half-made survives it.
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         hygiene.make_non_dumpable()
+        if join is not None:
+            join()
         _enter_namespaces(namespaces)
         os.write(err_w, _READY)
         if os.read(go_r, 1) != _GO:

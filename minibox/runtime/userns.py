@@ -243,9 +243,11 @@ def _clone_function():
     return clone_parent
 
 
-def spawn(linux: dict, new_pid: bool, run_child) -> int:
+def spawn(linux: dict, new_pid: bool, run_child, before_unshare=None) -> int:
     """Start ``run_child`` (never returns) as the container's init inside a new user namespace.
 
+    ``before_unshare`` runs in the helper while it is still in the host's
+    user namespace (joining the cgroup, which the init then inherits).
     Returns the init's host pid; the init is the caller's child.
     """
     from minibox import syscalls as sc
@@ -259,6 +261,8 @@ def spawn(linux: dict, new_pid: bool, run_child) -> int:
         try:
             os.close(go_w)
             os.close(rep_r)
+            if before_unshare is not None:
+                before_unshare()
             sc.unshare(sc.CLONE_NEWUSER)
             os.write(rep_w, b"U")
             if os.read(go_r, 1) != b"M":
