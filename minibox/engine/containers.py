@@ -297,21 +297,29 @@ def start(root: str, rec: dict, *, stdio=None, winsize: bytes | None = None, tra
     init = None
     records.mark_starting(root, rec["id"])
     try:
+        _reserve_network(root, rec)
         init = process.create(spec, cdir, stdio=stdio, trace=trace)
         if init.cgroup is not None:
             rec["cgroup_paths"] = init.cgroup.paths()
-        _connect_network(root, rec, init.pid)
-        if trace and rec.get("network"):
-            _trace_network(trace, rec["network"], init.pid)
+        if rec.get("network"):
+            from minibox import network
+
+            network.attach(rec["network"], init.pid)
+            if trace:
+                _trace_network(trace, rec["network"], init.pid)
         init.start(winsize)
     except BaseException as exc:
-        if init is not None:
-            init.abort()
-        rec["state"]["error"] = str(exc)
+        # The init may have failed on its own first (a missing command): its
+        # report says more than the error that caused here (a vanished netns).
+        failure = init.abort() if init is not None else None
+        error = failure or exc
+        rec["state"]["error"] = str(error)
         release_runtime(root, rec, getattr(init, "cgroup", None))
-        _mark_exited(rec, getattr(exc, "exit_code", 125))
+        _mark_exited(rec, getattr(error, "exit_code", 125))
         records.save(root, rec)
         records.clear_starting(root, rec["id"])
+        if failure is not None:
+            raise failure from None
         raise
     state = rec["state"]
     state.update(status="running", running=True, pid=init.pid,
@@ -330,14 +338,15 @@ def _idmap(spec: dict):
     return idmap_of(spec)
 
 
-def _connect_network(root: str, rec: dict, pid: int) -> None:
+def _reserve_network(root: str, rec: dict) -> None:
+    """Lease the container's address, and name it in /etc/hosts before the init mounts that."""
     mode = rec["host_config"]["NetworkMode"]
     if mode in ("none", "host") or mode.startswith("container:"):
         return
     from minibox import network
 
     net_args = _NetArgs(rec)
-    rec["network"] = network.connect(root, rec["id"], pid, net_args)
+    rec["network"] = network.reserve(root, rec["id"], net_args)
     extra = _extra_hosts(net_args) + network.hosts_entries(root, rec["network"])
     etcfiles.write_all(records.container_dir(root, rec["id"]), rec["config"]["Hostname"],
                        rec["network"].get("ip"), extra_hosts=extra,
@@ -354,7 +363,7 @@ def _trace_network(trace, ep: dict, pid: int) -> None:
 
 
 class _NetArgs:
-    """The network flags a record keeps, in the shape minibox.network.connect expects."""
+    """The network flags a record keeps, in the shape minibox.network.reserve expects."""
 
     def __init__(self, rec: dict):
         hc = rec["host_config"]

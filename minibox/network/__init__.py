@@ -8,16 +8,24 @@ and ``container:ID`` only needs ``container_netns()``.
 """
 
 
-def connect(root: str, container_id: str, pid: int, args, exposed=None) -> dict:
-    """Connect the netns of ``pid`` to ``args.network``; returns the endpoint dict.
+def reserve(root: str, container_id: str, args, exposed=None) -> dict:
+    """Lease an address (and published ports) on ``args.network``; returns the endpoint dict.
 
     Keys: network, network_id, bridge, subnet, ip, prefixlen, gateway, mac,
     host_veth, ports (list of {container_port, host_port, host_ip, proto}),
     aliases. ``exposed`` is the image's ExposedPorts dict, used by ``-P``.
+    Runs before the container's init is forked; attach() follows.
     """
     from minibox.network import endpoint
 
-    return endpoint.connect(root, container_id, pid, args, exposed)
+    return endpoint.reserve(root, container_id, args, exposed)
+
+
+def attach(endpoint: dict, pid: int) -> None:
+    """Give the netns of ``pid`` the eth0 of a reserved endpoint (veth, address, route)."""
+    from minibox.network import endpoint as _endpoint
+
+    _endpoint.attach(endpoint, pid)
 
 
 def disconnect(root: str, container_id: str, endpoint: dict | None) -> None:

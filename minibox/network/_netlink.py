@@ -10,7 +10,6 @@ package's behaviour for later users: the first attribute it lacks
 """
 
 import importlib.util
-import os
 import sys
 import threading
 import types

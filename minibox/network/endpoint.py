@@ -1,8 +1,10 @@
 """Connect a container's netns to a bridge network, and undo it on every path.
 
-connect() is a plan of steps, each with its undo; when a step fails the
-undos of the steps already done run in reverse, so a failure half-way (a
-port in use, a netns that vanished) leaves no veth, rule or lease behind.
+reserve() leases the address and ports before the container's init exists,
+attach() gives the init its eth0. reserve() is a plan of steps, each with
+its undo; when a step fails the undos of the steps already done run in
+reverse, so a failure half-way (a port in use) leaves no rule or lease
+behind, and attach() removes its own veth when it fails.
 disconnect() and prune_stale() undo from what was saved (the endpoint in the
 record, the leases), never from live state only, so they work after the
 runtime was SIGKILLed and tolerate every piece being already gone.
@@ -112,14 +114,18 @@ def ensure_network(device: str, net, record: dict) -> tuple[int, int]:
     return ready
 
 
-def connect(root: str, container_id: str, pid: int, args, exposed=None) -> dict:
-    """Give the netns of ``pid`` an ``eth0`` on ``args.network``; returns the endpoint.
+def reserve(root: str, container_id: str, args, exposed=None) -> dict:
+    """Lease an address on ``args.network`` for a container not started yet; returns its endpoint.
 
-    ``exposed`` is the image's ``ExposedPorts`` (for ``-P``; defaults to
-    ``args.exposed_ports``). Errors are
-    MiniboxError (exit 125) naming the culprit; nothing is left behind then.
+    The network-wide pieces are made ready, the address (and the published
+    ports, with their DNAT rules) leased. Done before the container's init
+    is forked, so /etc/hosts can name the address before the init mounts
+    it; attach() then gives the init its eth0. ``exposed`` is the image's
+    ``ExposedPorts`` (for ``-P``; defaults to ``args.exposed_ports``).
+    Errors are MiniboxError (exit 125) naming the culprit; nothing is left
+    behind then.
     """
-    from minibox.network import nat, rtnl
+    from minibox.network import nat
 
     name = getattr(args, "network", None) or store.DEFAULT_NETWORK
     if name in ("none", "host") or name.startswith("container:"):
@@ -134,9 +140,6 @@ def connect(root: str, container_id: str, pid: int, args, exposed=None) -> dict:
     record = store.ensure_default(root) if name == store.DEFAULT_NETWORK else store.find(root, name)
     name = record["name"]  # a network may be named by id prefix too
     net = ipam.parse_subnet(record["subnet"])
-    netns_path = f"/proc/{pid}/ns/net"
-    if not os.path.exists(netns_path):
-        raise MiniboxError(f"open {netns_path}: no such process")
     device = record["bridge"]
     veth = host_veth_name(container_id)
     aliases = [a for a in (getattr(args, "name", None), container_id[:12], getattr(args, "hostname", None)) if a]
@@ -144,7 +147,7 @@ def connect(root: str, container_id: str, pid: int, args, exposed=None) -> dict:
     lease_store = store.leases(root, name)
 
     # Network-wide pieces: idempotent and shared, so never undone per container.
-    bridge_index, mtu = ensure_network(device, net, record)
+    ensure_network(device, net, record)
 
     plan = Plan()
     try:
@@ -182,22 +185,38 @@ def connect(root: str, container_id: str, pid: int, args, exposed=None) -> dict:
                 remove_leftovers(lease)
             except MiniboxError as exc:
                 print(f"minibox: cleanup of a stale lease: {exc}", file=sys.stderr)
-
-        mac = ipam.mac_for(ip)
-        rtnl.add_veth(veth, bridge_index, mtu, netns_path, mac)
-        plan.did(rtnl.delete_link, veth)
-        rtnl.configure_inside(netns_path, ip, net.prefixlen, record["gateway"])
     except BaseException:
         plan.rollback()
         raise
     endpoint = {
         "network": name, "network_id": record["id"], "bridge": device, "subnet": record["subnet"],
-        "ip": ip, "prefixlen": net.prefixlen, "gateway": record["gateway"], "mac": mac,
+        "ip": ip, "prefixlen": net.prefixlen, "gateway": record["gateway"], "mac": ipam.mac_for(ip),
         "host_veth": veth, "ports": port_dicts, "aliases": aliases,
     }
     if name != store.DEFAULT_NETWORK:
         sync_peer_hosts(root, name, skip=container_id)
     return endpoint
+
+
+def attach(endpoint: dict, pid: int) -> None:
+    """Give the netns of ``pid`` the ``eth0`` of a reserved ``endpoint``.
+
+    A failure leaves no veth behind; the lease stays for disconnect().
+    """
+    from minibox.network import rtnl
+
+    netns_path = f"/proc/{pid}/ns/net"
+    ready = rtnl.bridge_ready(endpoint["bridge"])
+    if ready is None:
+        raise MiniboxError(f"bridge {endpoint['bridge']} of network {endpoint['network']} is gone")
+    bridge_index, mtu = ready
+    veth = endpoint["host_veth"]
+    rtnl.add_veth(veth, bridge_index, mtu, netns_path, endpoint["mac"])
+    try:
+        rtnl.configure_inside(netns_path, endpoint["ip"], endpoint["prefixlen"], endpoint["gateway"])
+    except BaseException:
+        rtnl.delete_link(veth)
+        raise
 
 
 def disconnect(root: str, container_id: str, endpoint: dict | None) -> None:

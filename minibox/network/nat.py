@@ -22,7 +22,6 @@ network goes are removed together with their jumps.
 """
 
 import os
-import subprocess
 from contextlib import contextmanager
 
 from minibox.errors import MiniboxError
@@ -155,6 +154,8 @@ def restore_script(commands: dict[str, list[str]]) -> str:
 
 
 def _run(argv: list[str], stdin: str | None = None) -> str:
+    import subprocess  # not at the top: a run on a ready bridge never calls iptables
+
     try:
         proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
     except FileNotFoundError:

@@ -8,7 +8,6 @@ socket behind them, so the caller also passes the ports its leases hold.
 """
 
 import errno
-import socket
 from collections import namedtuple
 
 from minibox.errors import Conflict, UsageError
@@ -63,6 +62,8 @@ def _range(text: str, spec: str, allow_zero: bool = False) -> list[int]:
 
 
 def _check_ip(text: str, spec: str) -> str:
+    import socket
+
     try:
         socket.inet_pton(socket.AF_INET, text)
     except OSError:
@@ -131,11 +132,15 @@ def mappings_from_args(publish, publish_all: bool = False, exposed=None) -> list
 
 
 def _socket_type(proto: str) -> int:
+    import socket
+
     return socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
 
 
 def port_free(host_ip: str, port: int, proto: str) -> bool:
     """True when nothing on the host holds ``host_ip:port/proto`` right now."""
+    import socket
+
     with socket.socket(socket.AF_INET, _socket_type(proto)) as sock:
         # SO_REUSEADDR so that connections lingering in TIME_WAIT do not count
         # as "in use"; a listener still makes bind fail.
@@ -153,6 +158,8 @@ def port_free(host_ip: str, port: int, proto: str) -> bool:
 
 def random_port(host_ip: str, proto: str) -> int:
     """A port the kernel's ephemeral allocator considers free."""
+    import socket
+
     with socket.socket(socket.AF_INET, _socket_type(proto)) as sock:
         sock.bind((host_ip or "0.0.0.0", 0))
         return sock.getsockname()[1]

@@ -2,17 +2,19 @@
 
 The parent ``unshare(CLONE_NEWPID)``s, forks (the child is PID 1 of the new
 PID namespace) and at once ``setns``es back, so later forks of the runtime
-(iptables, helpers) stay in the host's PID namespace. The child unshares the
-other namespaces, says "ready" over a pipe and blocks until ``start()``; in
-between the engine wires its network. The cgroup is made before the fork
-and the child moves itself into it first thing (Cgroup.join_self: cheaper
-than being moved by the parent, see there).
+(iptables, helpers) stay in the host's PID namespace. The cgroup is made
+before the fork and the child moves itself into it first thing
+(Cgroup.join_self: cheaper than being moved by the parent, see there).
 
-After "start" the child mounts, pivot_roots, drops privileges and execs. Any
-failure before execve travels back over a close-on-exec pipe as one JSON
-object (op, errno, path, exit code); EOF on that pipe means execve
-succeeded. This is runc's sync-pipe design, minus the C re-exec: Python's
-fork already gives us a private copy to work in.
+The child unshares the other namespaces and says "ready" over a pipe: from
+then on the engine wires its network while the child, in parallel, mounts,
+pivot_roots and finds its command. It then blocks until ``start()``, and
+only then drops privileges, loads seccomp and execs, so no container code
+runs before the network is in place. runc's init waits at the same point.
+Any failure before execve travels back over a close-on-exec pipe as one
+JSON object (message, exit code); EOF on that pipe means execve succeeded.
+This is runc's sync-pipe design, minus the C re-exec: Python's fork
+already gives us a private copy to work in.
 """
 
 import json
@@ -45,7 +47,10 @@ class InitProcess:
 
     def start(self, winsize: bytes | None = None) -> None:
         """Release the init; return once it has exec'd, or raise InitFailed."""
-        os.write(self._go_w, _GO)
+        try:
+            os.write(self._go_w, _GO)
+        except BrokenPipeError:
+            pass  # the init failed during its setup: its report is on the error pipe
         os.close(self._go_w)
         self._go_w = -1
         if self._console_sock is not None:
@@ -74,17 +79,26 @@ class InitProcess:
         finally:
             sock.close()
 
-    def abort(self) -> None:
-        """Kill an init that will never be started (setup failed in the parent)."""
-        for fd in (self._go_w, self._err_r):
-            if fd >= 0:
-                os.close(fd)
-        self._go_w = self._err_r = -1
+    def abort(self) -> "InitFailed | None":
+        """Kill an init that will never be started (setup failed in the parent).
+
+        Returns the init's own failure when it had reported one: it sets
+        itself up while the parent works, and may have failed first.
+        """
+        if self._go_w >= 0:
+            os.close(self._go_w)
+            self._go_w = -1
         try:
             os.kill(self.pid, signal.SIGKILL)
             os.waitpid(self.pid, 0)
         except (ProcessLookupError, ChildProcessError):
             pass
+        if self._err_r < 0:
+            return None
+        report = _read_all(self._err_r)  # the writer is dead: this cannot block
+        os.close(self._err_r)
+        self._err_r = -1
+        return _decode_failure(report) if report else None
 
 
 def create(spec: dict, bundle: str, *, stdio: tuple[int, int, int] | None = None,
@@ -185,7 +199,7 @@ def join_cgroup(cgroup, trace) -> None:
     """In a process just forked (one thread): move itself into ``cgroup``."""
     for path in cgroup.join_self():
         if trace:
-            trace(f"cgroup write {path} = 0 (the init moves itself)")
+            trace(f"cgroup write {path} = 0 (the process moves itself)")
 
 
 def _read_all(fd: int) -> bytes:
@@ -227,14 +241,11 @@ def _child(spec, plan, namespaces, go_r, go_w, err_r, err_w, stdio, console_sock
         if join is not None:
             join()
         _enter_namespaces(namespaces)
-        os.write(err_w, _READY)
-        if os.read(go_r, 1) != _GO:
-            os._exit(0)  # the runtime gave up on us
-        os.close(go_r)
         if namespaces.get("cgroup", 1) is None:
             # After the cgroup join, so the container sees its cgroup as "/".
             sc.unshare(sc.CLONE_NEWCGROUP)
-        _init_setup(spec, plan, stdio, console_sock, trace)
+        os.write(err_w, _READY)
+        _init_setup(spec, plan, stdio, console_sock, go_r, trace)
     except SyscallError as exc:
         _report(err_w, str(exc), code)
     except InitFailed as exc:
@@ -280,7 +291,14 @@ def _enter_namespaces(namespaces: dict) -> None:
         sc.link_up("lo")
 
 
-def _init_setup(spec: dict, plan, stdio, console_sock, trace=None) -> None:
+def _await_start(go_r: int) -> None:
+    """Block until the runtime's start(); exit quietly if it gave up instead."""
+    if os.read(go_r, 1) != _GO:
+        os._exit(0)
+    os.close(go_r)
+
+
+def _init_setup(spec: dict, plan, stdio, console_sock, go_r: int, trace=None) -> None:
     process = spec.get("process") or {}
     linux = spec.get("linux") or {}
     reset_signals()
@@ -310,6 +328,7 @@ def _init_setup(spec: dict, plan, stdio, console_sock, trace=None) -> None:
         raise InitFailed("no command specified", EXIT_RUNTIME)
     hygiene.enter_cwd(process.get("cwd") or "/")
     executable = _lookup(args[0], env)
+    _await_start(go_r)
     user = process.get("user") or {}
     if trace:
         from minibox.runtime import tracing

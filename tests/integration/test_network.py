@@ -127,9 +127,15 @@ class World:
         return h
 
     def connect(self, holder, network, **kw):
-        from minibox.network import connect
+        """What ``run`` does: lease before the init exists, then give its netns eth0."""
+        from minibox.network import attach, disconnect, reserve
 
-        ep = connect(self.root, holder.id, holder.pid, _args(network, **kw))
+        ep = reserve(self.root, holder.id, _args(network, **kw))
+        try:
+            attach(ep, holder.pid)
+        except BaseException:
+            disconnect(self.root, holder.id, ep)  # as the engine's release_runtime does
+            raise
         self.endpoints.append((holder.id, ep))
         return ep
 
@@ -420,10 +426,12 @@ def test_stale_leftovers_of_a_vanished_container_are_pruned(world):
 
 
 def _connect_in_child(root, network, cid, pid, queue):
-    from minibox.network import connect
+    from minibox.network import attach, reserve
 
     try:
-        queue.put((cid, connect(root, cid, pid, _args(network))))
+        ep = reserve(root, cid, _args(network))
+        attach(ep, pid)
+        queue.put((cid, ep))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
         queue.put((cid, repr(exc)))
 
