@@ -54,9 +54,13 @@ $(VENV)/bin/python:
 
 venv: $(VENV)/bin/python
 
-# pip builds the C shim through cffi; the console script is linked onto PATH.
+# pip builds the C shim through cffi; pip's console script is replaced by the
+# launcher (python -IS: see minibox/launcher.py), which is linked onto PATH.
+LAUNCHER = $(VENV)/bin/python -I -m minibox.launcher $(VENV)/bin/minibox
+
 install: deps venv rootfs
 	$(VENV)/bin/pip install -q '.[test]'
+	$(LAUNCHER)
 	ln -sf $(VENV)/bin/minibox $(BIN)/minibox
 	SOURCE_DATE_EPOCH=0 MINIBOX_ROOT=$(MINIBOX_ROOT) $(BIN)/minibox import -c 'CMD ["sh"]' rootfs/busybox.tar busybox:latest
 
@@ -69,11 +73,13 @@ rootfs/busybox.tar: rootfs/build.sh
 # everything on this host, then the kernel-facing tests again in a cgroup v2 VM.
 test: venv rootfs test-deps
 	$(VENV)/bin/pip install -q --no-deps --force-reinstall '.[test]'
+	$(LAUNCHER)
 	$(VENV)/bin/pytest -q -ra $(TEST_ARGS) tests/unit tests/integration tests/parity
 	$(VENV)/bin/python tests/vm/run.py -q -ra $(VM_TESTS)
 
 unit: venv
 	$(VENV)/bin/pip install -q --no-deps --force-reinstall .
+	$(LAUNCHER)
 	$(VENV)/bin/pytest -q -ra tests/unit
 
 lint: venv

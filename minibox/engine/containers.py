@@ -437,21 +437,15 @@ def _find_cgroup(root: str, rec: dict):
 
 
 def release_runtime(root: str, rec: dict, cgroup=None, trace=None) -> None:
-    """Undo start(): network, cgroup, rootfs mount. Idempotent, tolerates partial setup."""
+    """Undo start(): cgroup, rootfs mount, network. Idempotent, tolerates partial setup.
+
+    The network goes last: the kernel removes the veth pair together with
+    the container's dead netns, in a worker of its own, while we remove the
+    cgroup and the mount (network.disconnect waits for it).
+    """
     from minibox.image.overlay import unmount_overlay
 
     errors = []
-    if rec.get("network"):
-        try:
-            from minibox import network
-
-            if trace:
-                trace(f"ip link del {rec['network'].get('host_veth')} (its eth0 peer goes with it); "
-                      f"release {rec['network'].get('ip')}")
-            network.disconnect(root, rec["id"], rec["network"])
-            rec["network"] = None
-        except Exception as exc:  # noqa: BLE001 - keep releasing the rest
-            errors.append(exc)
     if cgroup is None and rec.get("cgroup_paths"):
         cgroup = _open_cgroup(rec)
     if cgroup is None and rec["state"].get("needs_cleanup"):
@@ -464,7 +458,7 @@ def release_runtime(root: str, rec: dict, cgroup=None, trace=None) -> None:
         try:
             cgroup.destroy()
             rec["cgroup_paths"] = {}
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - keep releasing the rest
             errors.append(exc)
     if trace and os.path.ismount(rec["rootfs"]["merged"]):
         trace(f"umount2 {rec['rootfs']['merged']} (the overlay)")
@@ -472,6 +466,17 @@ def release_runtime(root: str, rec: dict, cgroup=None, trace=None) -> None:
         unmount_overlay(rec["rootfs"]["merged"])
     except Exception as exc:  # noqa: BLE001
         errors.append(exc)
+    if rec.get("network"):
+        try:
+            from minibox import network
+
+            if trace:
+                trace(f"veth {rec['network'].get('host_veth')} goes with the container's netns "
+                      f"(ip link del if the netns lives on); release {rec['network'].get('ip')}")
+            network.disconnect(root, rec["id"], rec["network"])
+            rec["network"] = None
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
     rec["state"].pop("needs_cleanup", None)
     if errors:
         raise errors[0]

@@ -243,7 +243,7 @@ def disconnect(root: str, container_id: str, endpoint: dict | None) -> None:
     if mappings and ip:
         steps.append(lambda: nat.delete_rules(_port_rules(ip, mappings)))
     veth = endpoint.get("host_veth") or (lease or {}).get("host_veth") or host_veth_name(container_id)
-    steps.append(lambda: rtnl.delete_link(veth))
+    steps.append(lambda: rtnl.remove_veth(veth))
     if os.path.isdir(lease_store.dir):
         steps.append(lambda: lease_store.release(container_id))
     for step in steps:

@@ -6,6 +6,8 @@ fail if a primitive went missing from the trace or was printed out of order.
 
 import os
 import re
+import subprocess
+import sys
 
 from conftest import requires
 
@@ -68,9 +70,11 @@ def test_without_trace_nothing_is_printed_and_the_trace_module_is_not_loaded(mb)
     r = mb("run", "--rm", "busybox", "echo", "hello")
     assert r.returncode == 0, r.stderr
     assert r.stdout == "hello\n" and "[trace]" not in r.stderr
-    # The untraced path must not even import the trace helpers.
-    env = dict(os.environ, PYTHONVERBOSE="1")
-    r = mb("run", "--rm", "--network", "none", "busybox", "true", env=env)
+    # The untraced path must not even import the trace helpers. (python -v by
+    # hand: the launcher's -I ignores PYTHONVERBOSE.)
+    verbose = [sys.executable, "-v", *mb.cmd] if len(mb.cmd) == 1 else [mb.cmd[0], "-v", *mb.cmd[1:]]
+    r = subprocess.run([*verbose, "--root", mb.root, "run", "--rm", "--network", "none", "busybox", "true"],
+                       capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "import 'minibox.runtime.tracing'" not in r.stderr
     assert "import 'minibox.commands.run'" in r.stderr  # the probe itself works
