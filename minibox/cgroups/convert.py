@@ -6,7 +6,6 @@ unit-tested without root. The drivers (v1.py, v2.py) only execute the plans
 returned by :func:`v1_writes` and :func:`v2_writes`.
 """
 
-import math
 import re
 
 from minibox.errors import UsageError
@@ -41,7 +40,7 @@ def parse_cpus(text: str, ncpu: int) -> int:
         value = float(text)
     except ValueError:
         raise UsageError(f"invalid value {text!r} for --cpus: expected a number such as 0.5 or 2") from None
-    if value < 0 or math.isnan(value):
+    if value < 0 or value != value:  # value != value: NaN
         raise UsageError(f"invalid value {text!r} for --cpus: must be positive")
     nano = round(value * 1e9)
     if nano and (nano < 10_000_000 or nano > ncpu * 1_000_000_000):

@@ -14,6 +14,7 @@ import signal
 from minibox.engine import etcfiles, options, records
 from minibox.engine.timefmt import now_rfc3339
 from minibox.errors import Conflict, InvalidTransition, MiniboxError, NotFound, UsageError
+from minibox.image.fsutil import remove_tree
 from minibox.runtime import spec as ocispec
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -61,11 +62,9 @@ def create(root: str, args, *, keep_mounted: bool = False, trace=None) -> dict:
         ocispec.save(cdir, spec)
         records.save(root, rec)
     except BaseException:
-        import shutil
-
         if mounted:
             unmount_overlay(rootfs["merged"])
-        shutil.rmtree(cdir, ignore_errors=True)
+        remove_tree(cdir, ignore_errors=True)
         records.release_name(root, name, cid)
         raise
     finally:
@@ -297,10 +296,10 @@ def start(root: str, rec: dict, *, stdio=None, winsize: bytes | None = None, tra
     init = None
     records.mark_starting(root, rec["id"])
     try:
-        _reserve_network(root, rec)
         init = process.create(spec, cdir, stdio=stdio, trace=trace)
         if init.cgroup is not None:
             rec["cgroup_paths"] = init.cgroup.paths()
+        _reserve_network(root, rec)
         if rec.get("network"):
             from minibox import network
 
@@ -339,7 +338,11 @@ def _idmap(spec: dict):
 
 
 def _reserve_network(root: str, rec: dict) -> None:
-    """Lease the container's address, and name it in /etc/hosts before the init mounts that."""
+    """Lease the container's address and name it in its /etc/hosts.
+
+    Runs while the init sets itself up: /etc/hosts is rewritten in place,
+    and the init's bind mount of it shows the new text.
+    """
     mode = rec["host_config"]["NetworkMode"]
     if mode in ("none", "host") or mode.startswith("container:"):
         return
@@ -348,9 +351,8 @@ def _reserve_network(root: str, rec: dict) -> None:
     net_args = _NetArgs(rec)
     rec["network"] = network.reserve(root, rec["id"], net_args)
     extra = _extra_hosts(net_args) + network.hosts_entries(root, rec["network"])
-    etcfiles.write_all(records.container_dir(root, rec["id"]), rec["config"]["Hostname"],
-                       rec["network"].get("ip"), extra_hosts=extra,
-                       dns=rec["host_config"].get("Dns") or ())
+    etcfiles.update_hosts(records.container_dir(root, rec["id"]), rec["config"]["Hostname"],
+                          rec["network"].get("ip"), extra)
 
 
 def _trace_network(trace, ep: dict, pid: int) -> None:
@@ -536,8 +538,6 @@ def _remove_unfinished(root: str, cid: str) -> None:
     and there still is no record, nobody will write one: unmount, delete, and
     free the name.
     """
-    import shutil
-
     from minibox.image.overlay import unmount_overlay
 
     with records.locked(root, cid):
@@ -550,7 +550,7 @@ def _remove_unfinished(root: str, cid: str) -> None:
     names = os.path.join(root, "names")
     for name in os.listdir(names):
         records.release_name(root, name, cid)
-    shutil.rmtree(doomed, ignore_errors=True)
+    remove_tree(doomed, ignore_errors=True)
 
 
 def _uses_bridge(rec: dict) -> bool:
@@ -559,21 +559,19 @@ def _uses_bridge(rec: dict) -> bool:
 
 
 def _remove_locked(root: str, rec: dict, volumes: bool) -> None:
-    import shutil
-
     cid = rec["id"]
     if volumes:
         from minibox.engine import volumes as vols
 
         for m in rec.get("mounts", []):
             if m.get("kind") == "volume" and m.get("anonymous"):
-                shutil.rmtree(vols.volume_dir(root, m["source"]), ignore_errors=True)
+                remove_tree(vols.volume_dir(root, m["source"]), ignore_errors=True)
     cdir = records.container_dir(root, cid)
     # Rename first so a concurrent reader never sees a half-deleted container.
     doomed = os.path.join(records.containers_dir(root), f".removing-{cid}")
     os.rename(cdir, doomed)
     records.release_name(root, rec["name"], cid)
-    shutil.rmtree(doomed, ignore_errors=True)
+    remove_tree(doomed, ignore_errors=True)
 
 
 def kill(rec: dict, sig: int) -> None:

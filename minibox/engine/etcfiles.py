@@ -64,6 +64,32 @@ def write_all(cdir: str, hostname: str, ip: str | None = None, *, dns=(), extra_
     write_bytes(os.path.join(cdir, "resolv.conf"), resolv.encode(), 0o644, durable=False)
 
 
+def rewrite_in_place(path: str, render) -> None:
+    """Replace the text of the bind-mounted ``path`` with ``render(old_text)``, in place.
+
+    A bind mount pins the inode: a container sees a file rewritten in place,
+    never one renamed over it. So this is the one write here that cannot be
+    atomic; an exclusive flock keeps two minibox writers apart. It is used
+    for /etc/hosts once the init may have mounted it: the address, leased
+    while the init sets itself up, and later the peers of a user network.
+    """
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+    with os.fdopen(fd, "r+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        new = render(fh.read())
+        fh.seek(0)
+        fh.write(new)
+        fh.truncate()
+
+
+def update_hosts(cdir: str, hostname: str, ip: str | None, extra_hosts=()) -> None:
+    """Rewrite the container's /etc/hosts in place (see rewrite_in_place) with its address."""
+    text = hosts_text(hostname, ip, list(extra_hosts))
+    rewrite_in_place(os.path.join(cdir, "hosts"), lambda _old: text)
+
+
 def _read(path: str) -> str:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:

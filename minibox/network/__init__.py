@@ -14,7 +14,7 @@ def reserve(root: str, container_id: str, args, exposed=None) -> dict:
     Keys: network, network_id, bridge, subnet, ip, prefixlen, gateway, mac,
     host_veth, ports (list of {container_port, host_port, host_ip, proto}),
     aliases. ``exposed`` is the image's ExposedPorts dict, used by ``-P``.
-    Runs before the container's init is forked; attach() follows.
+    Needs no process (a lease is keyed by container id); attach() follows.
     """
     from minibox.network import endpoint
 

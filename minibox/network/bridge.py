@@ -33,8 +33,12 @@ def _netlink_failed(exc, op: str, what: str) -> MiniboxError:
     return MiniboxError(f"netlink {op} {what}: {os.strerror(exc.code)}")
 
 
-def overlapping_route(ipr, subnet: ipaddress.IPv4Network, own_index: int | None = None) -> str | None:
-    """A host route (other than a default route or one on our bridge) that overlaps ``subnet``."""
+def overlapping_route(ipr, subnet, own_index: int | None = None) -> str | None:
+    """A host route (other than a default route or one on our bridge) that overlaps ``subnet``.
+
+    ``subnet``: anything whose str() is a CIDR (an ipam.Subnet, an IPv4Network).
+    """
+    subnet = ipaddress.IPv4Network(str(subnet))
     for route in ipr.get_routes(family=socket.AF_INET, table=MAIN_TABLE):
         if route["dst_len"] == 0:
             continue
@@ -51,7 +55,7 @@ def overlapping_route(ipr, subnet: ipaddress.IPv4Network, own_index: int | None 
     return None
 
 
-def check_subnet_free(subnet: ipaddress.IPv4Network, device: str) -> None:
+def check_subnet_free(subnet, device: str) -> None:
     """Refuse a subnet that overlaps a route the host already has (Conflict, 125)."""
     IPRoute, _ = iproute()
     with IPRoute() as ipr:
@@ -60,7 +64,7 @@ def check_subnet_free(subnet: ipaddress.IPv4Network, device: str) -> None:
         raise Conflict(f"subnet {subnet} overlaps the host route {clash}")
 
 
-def ensure_bridge(device: str, subnet: ipaddress.IPv4Network, gateway: str) -> tuple[int, int]:
+def ensure_bridge(device: str, subnet, gateway: str) -> tuple[int, int]:
     """The bridge ``device`` up with ``gateway/prefix``; returns ``(ifindex, mtu)``.
 
     Idempotent and safe against a concurrent creator (EEXIST is success).

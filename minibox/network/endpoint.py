@@ -1,7 +1,7 @@
 """Connect a container's netns to a bridge network, and undo it on every path.
 
-reserve() leases the address and ports before the container's init exists,
-attach() gives the init its eth0. reserve() is a plan of steps, each with
+reserve() leases the address and ports (no process needed), attach() gives
+the container's init its eth0. reserve() is a plan of steps, each with
 its undo; when a step fails the undos of the steps already done run in
 reverse, so a failure half-way (a port in use) leaves no rule or lease
 behind, and attach() removes its own veth when it fails.
@@ -118,9 +118,9 @@ def reserve(root: str, container_id: str, args, exposed=None) -> dict:
     """Lease an address on ``args.network`` for a container not started yet; returns its endpoint.
 
     The network-wide pieces are made ready, the address (and the published
-    ports, with their DNAT rules) leased. Done before the container's init
-    is forked, so /etc/hosts can name the address before the init mounts
-    it; attach() then gives the init its eth0. ``exposed`` is the image's
+    ports, with their DNAT rules) leased; the engine does this while the
+    container's init sets itself up, and attach() then gives the init its
+    eth0. No pid is needed: a lease is keyed by container id. ``exposed`` is the image's
     ``ExposedPorts`` (for ``-P``; defaults to ``args.exposed_ports``).
     Errors are MiniboxError (exit 125) naming the culprit; nothing is left
     behind then.
@@ -319,46 +319,37 @@ def render_peers(text: str, entries, stale=None) -> str:
 def sync_peer_hosts(root: str, name: str, skip: str | None = None) -> None:
     """Rewrite the peer block of the /etc/hosts of every live container on ``name``.
 
-    The file is rewritten in place, not replaced: it is bind-mounted into the
-    running container, and a bind mount pins the inode, so a rename would
-    never be seen inside. Containers whose hosts file does not exist yet
-    (still being created) get their peers from hosts_entries() instead.
-    Lines the engine wrote for earlier peers (addresses of this subnet other
-    than the container's own) are replaced by the managed block.
+    In place (etcfiles.rewrite_in_place): the file is bind-mounted into the
+    running container. Containers whose hosts file does not exist yet (still
+    being created) get their peers from hosts_entries() instead. Lines the
+    engine wrote for earlier peers (addresses of this subnet other than the
+    container's own) are replaced by the managed block.
     """
+    from minibox.engine.etcfiles import rewrite_in_place
+
     alive = ipam.container_exists(root)
     current = store.leases(root, name).load()
     subnet = ipam.parse_subnet(store.load(root, name)["subnet"])
     for cid, lease in current.items():
         if cid == skip or not alive(cid):
             continue
-        path = os.path.join(root, "containers", cid, "hosts")
+        own = lease["ip"]
+
+        def stale(addr, own=own):
+            return addr != own and _in_subnet(addr, subnet)
+
+        def render(text, own=own, stale=stale):
+            return render_peers(text, hosts_entries(root, {"network": name, "ip": own}), stale)
+
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+            rewrite_in_place(os.path.join(root, "containers", cid, "hosts"), render)
         except FileNotFoundError:
             continue
-        with os.fdopen(fd, "r+") as fh:
-            import fcntl
-
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            own = lease["ip"]
-
-            def stale(addr, own=own):
-                return addr != own and _in_subnet(addr, subnet)
-
-            new = render_peers(fh.read(), hosts_entries(root, {"network": name, "ip": own}), stale)
-            fh.seek(0)
-            fh.write(new)
-            fh.truncate()
-            fh.flush()
-            os.fsync(fh.fileno())
 
 
 def _in_subnet(addr: str, subnet) -> bool:
-    import ipaddress
-
     try:
-        return ipaddress.IPv4Address(addr) in subnet
+        return addr in subnet
     except ValueError:
         return False
 

@@ -10,10 +10,10 @@ iptables rules are host-wide: two minibox roots must not pick one subnet.
 
 import os
 import re
-import shutil
 import time
 
 from minibox.errors import Conflict, NotFound, UsageError
+from minibox.image.fsutil import remove_tree
 from minibox.network import ipam
 
 DEFAULT_NETWORK = "bridge"
@@ -81,7 +81,7 @@ def _choose_subnet(root: str, requested: str | None):
     if requested:
         net = ipam.parse_subnet(requested)
         for other in taken:
-            if net.overlaps(other):
+            if ipaddress.IPv4Network(str(net)).overlaps(other):
                 raise Conflict(f"subnet {net} overlaps subnet {other} of another minibox network")
         return net
     from minibox.network import bridge
@@ -93,7 +93,7 @@ def _choose_subnet(root: str, requested: str | None):
             bridge.check_subnet_free(candidate, "")
         except Conflict:
             continue
-        return candidate
+        return ipam.parse_subnet(str(candidate))
     raise Conflict(f"no free subnet left in {AUTO_POOL}; pass --subnet")
 
 
@@ -116,7 +116,7 @@ def create(root: str, name: str, subnet: str | None = None, device: str | None =
         net = _choose_subnet(root, subnet)
         net_id = os.urandom(32).hex()
         device = device or ("mbr" + net_id[:12])
-        gateway = str(ipam.gateway_of(net))
+        gateway = ipam.gateway_of(net)
         record = {
             "name": name, "id": net_id, "driver": "bridge", "subnet": str(net),
             "gateway": gateway, "bridge": device,
@@ -134,7 +134,7 @@ def create(root: str, name: str, subnet: str | None = None, device: str | None =
             # root) keeps its rules: they are that root's too.
             if not existed:
                 _teardown(record)
-            shutil.rmtree(network_dir(root, name), ignore_errors=True)
+            remove_tree(network_dir(root, name), ignore_errors=True)
             raise
     return record
 
@@ -204,5 +204,5 @@ def remove(root: str, ref: str, force: bool = False) -> dict:
         for lease in current.values():
             endpoint.remove_leftovers(lease)
         _teardown(record)
-        shutil.rmtree(network_dir(root, name))  # ``current`` is unchanged: nothing is written back
+        remove_tree(network_dir(root, name))  # ``current`` is unchanged: nothing is written back
     return record

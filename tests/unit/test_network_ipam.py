@@ -10,7 +10,7 @@ import pytest
 from minibox.errors import Conflict, NotFound, UsageError
 from minibox.network import ipam
 
-NET = ipaddress.IPv4Network("10.213.7.0/24")
+NET = ipam.parse_subnet("10.213.7.0/24")
 
 
 def test_parse_subnet_rejects_host_bits_and_tiny_blocks():
@@ -23,6 +23,27 @@ def test_parse_subnet_rejects_host_bits_and_tiny_blocks():
         ipam.parse_subnet("not-a-subnet")
 
 
+@pytest.mark.parametrize("text", ["10.88.0.0/16", "172.17.0.0/16", "192.168.1.0/24", "10.0.0.0/8", "0.0.0.0/1",
+                                  "10.88.0.1/16", "10.088.0.0/16", "10.88.0/16", "10.88.0.0/33", "10.88.0.0/",
+                                  "256.1.1.0/24", "10.88.0.0/1a", "1.2.3.4/30", " 10.88.0.0/16", "10.88.0.0/٣"])
+def test_subnet_parsing_agrees_with_the_standard_library(text):
+    """ipam parses CIDRs with integers (no ipaddress import on the run path); same verdicts."""
+    try:
+        expected = ipaddress.IPv4Network(text, strict=True)
+    except ValueError:
+        expected = None
+    try:
+        got = ipam.parse_subnet(text)
+    except UsageError:
+        got = None
+    if expected is None or expected.prefixlen > 30:
+        assert got is None
+    else:
+        assert str(got) == str(expected)
+        assert ipam.format_address(got.broadcast) == str(expected.broadcast_address)
+        assert str(expected.network_address + 1) in got and str(expected.broadcast_address + 1) not in got
+
+
 def test_gateway_is_first_host_and_never_handed_out():
     assert str(ipam.gateway_of(NET)) == "10.213.7.1"
     assert ipam.pick_address(NET, []) == "10.213.7.2"
@@ -32,7 +53,7 @@ def test_gateway_is_first_host_and_never_handed_out():
 
 
 def test_pool_exhaustion_skips_network_and_broadcast():
-    small = ipaddress.IPv4Network("10.213.8.0/29")  # .0 net, .1 gw, .2-.6 hosts, .7 broadcast
+    small = ipam.parse_subnet("10.213.8.0/29")  # .0 net, .1 gw, .2-.6 hosts, .7 broadcast
     used = []
     for _ in range(5):
         used.append(ipam.pick_address(small, used))
@@ -122,7 +143,7 @@ def test_corrupt_lease_file_is_reported(tmp_path):
 
 def _worker(directory, cid, queue):
     store = ipam.LeaseStore(directory)
-    ip, _ = store.allocate(ipaddress.IPv4Network("10.213.0.0/22"), cid, lambda c: True)
+    ip, _ = store.allocate(ipam.parse_subnet("10.213.0.0/22"), cid, lambda c: True)
     queue.put(ip)
 
 

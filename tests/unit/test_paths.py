@@ -52,3 +52,22 @@ def test_make_path_creates_inside_through_planted_symlink(tmp_path):
 def test_make_path_file(tmp_path):
     path = make_path(str(tmp_path), "/etc/hostname", is_file=True)
     assert os.path.isfile(path) and path.startswith(str(tmp_path))
+
+
+def test_remove_tree_removes_links_not_their_targets(tmp_path):
+    """rm -rf of an untrusted tree: a symlink to a directory outside is unlinked, never followed."""
+    from minibox.image.fsutil import remove_tree
+
+    outside = tmp_path / "outside"
+    (outside / "keep").mkdir(parents=True)
+    (outside / "keep" / "file").write_text("precious")
+    tree = tmp_path / "tree"
+    (tree / "a" / "b").mkdir(parents=True)
+    (tree / "a" / "b" / "f").write_text("x")
+    (tree / "a" / "to-outside").symlink_to(outside)
+    (tree / "link-file").symlink_to(outside / "keep" / "file")
+    (tree / "a" / "b" / "locked").mkdir(mode=0o000)
+    remove_tree(str(tree))
+    assert not tree.exists()
+    assert (outside / "keep" / "file").read_text() == "precious"
+    remove_tree(str(tree))  # already gone: nothing to do
