@@ -6,6 +6,8 @@
 #include <grp.h>
 #include <sched.h>
 #include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -55,23 +57,59 @@ int mb_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, u
     return prctl(option, a2, a3, a4, a5);
 }
 
-int mb_link_up(const char *ifname)
+static int ioctl_inet(unsigned long request, void *arg)
 {
-    struct ifreq ifr;
+    /* An unbound AF_INET datagram socket is freed at once on close; a
+     * netlink socket is freed after an RCU grace period and holds its netns
+     * until then, which delays the netns's teardown by 10-20 ms. */
     int fd, rc, saved;
 
     fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    memset(&ifr, 0, sizeof(ifr));
-    strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
-    rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
-    if (rc == 0 && !(ifr.ifr_flags & IFF_UP)) {
-        ifr.ifr_flags |= IFF_UP;
-        rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
-    }
+    rc = ioctl(fd, request, arg);
     saved = errno;
     close(fd);
     errno = saved;
     return rc;
+}
+
+int mb_if_set_inet(const char *ifname, unsigned long request, uint32_t addr_be)
+{
+    struct ifreq ifr;
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+
+    memset(&ifr, 0, sizeof(ifr));
+    strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = addr_be;
+    return ioctl_inet(request, &ifr);
+}
+
+int mb_route_add_default(uint32_t gateway_be)
+{
+    struct rtentry rt;
+    struct sockaddr_in *gw = (struct sockaddr_in *)&rt.rt_gateway;
+
+    memset(&rt, 0, sizeof(rt));
+    ((struct sockaddr_in *)&rt.rt_dst)->sin_family = AF_INET;
+    ((struct sockaddr_in *)&rt.rt_genmask)->sin_family = AF_INET;
+    gw->sin_family = AF_INET;
+    gw->sin_addr.s_addr = gateway_be;
+    rt.rt_flags = RTF_UP | RTF_GATEWAY;
+    return ioctl_inet(SIOCADDRT, &rt);
+}
+
+int mb_link_up(const char *ifname)
+{
+    struct ifreq ifr;
+
+    memset(&ifr, 0, sizeof(ifr));
+    strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+    if (ioctl_inet(SIOCGIFFLAGS, &ifr) < 0)
+        return -1;
+    if (ifr.ifr_flags & IFF_UP)
+        return 0;
+    ifr.ifr_flags |= IFF_UP;
+    return ioctl_inet(SIOCSIFFLAGS, &ifr);
 }

@@ -8,6 +8,7 @@
 #define MINIBOX_SHIM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 int mb_unshare(int flags);
 int mb_setns(int fd, int nstype);
@@ -25,5 +26,9 @@ int mb_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, u
 
 /* Bring a network interface up (SIOCSIFFLAGS); used for the new netns's lo. */
 int mb_link_up(const char *ifname);
+/* SIOCSIFADDR or SIOCSIFNETMASK of an IPv4 address (network byte order). */
+int mb_if_set_inet(const char *ifname, unsigned long request, uint32_t addr_be);
+/* SIOCADDRT: a default route via gateway (network byte order). */
+int mb_route_add_default(uint32_t gateway_be);
 
 #endif

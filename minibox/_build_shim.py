@@ -24,6 +24,8 @@ ffibuilder.cdef(
     int mb_setresgid(unsigned int r, unsigned int e, unsigned int s);
     int mb_ioctl_tiocsctty(int fd);
     int mb_link_up(const char *ifname);
+    int mb_if_set_inet(const char *ifname, unsigned long request, uint32_t addr_be);
+    int mb_route_add_default(uint32_t gateway_be);
     int mb_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5);
     """
 )

@@ -5,6 +5,7 @@ is made here or above, never in C.
 """
 
 import os
+import sys
 
 from minibox._shim import ffi, lib
 from minibox.errors import SyscallError
@@ -95,6 +96,29 @@ def setresuid(uid: int) -> None:
 
 def link_up(ifname: str) -> None:
     _check(lib.mb_link_up(ifname.encode()), "ioctl SIOCSIFFLAGS", ifname)
+
+
+SIOCSIFADDR = 0x8916
+SIOCSIFNETMASK = 0x891C
+
+
+def set_ipv4(ifname: str, address: str, prefixlen: int) -> None:
+    """``address/prefixlen`` on ``ifname`` (ioctls SIOCSIFADDR, SIOCSIFNETMASK; the kernel sets brd)."""
+    import _socket
+
+    mask = (0xFFFFFFFF << (32 - prefixlen)) & 0xFFFFFFFF
+    for request, name, value in ((SIOCSIFADDR, "SIOCSIFADDR", _socket.inet_aton(address)),
+                                 (SIOCSIFNETMASK, "SIOCSIFNETMASK", mask.to_bytes(4, "big"))):
+        _check(lib.mb_if_set_inet(ifname.encode(), request, int.from_bytes(value, sys.byteorder)),
+               f"ioctl {name}", ifname)
+
+
+def add_default_route(gateway: str) -> None:
+    """A default route via ``gateway`` (ioctl SIOCADDRT), the device found from the gateway."""
+    import _socket
+
+    _check(lib.mb_route_add_default(int.from_bytes(_socket.inet_aton(gateway), sys.byteorder)),
+           "ioctl SIOCADDRT", f"default via {gateway}")
 
 
 def set_controlling_tty(fd: int) -> None:

@@ -203,7 +203,7 @@ def attach(endpoint: dict, pid: int) -> None:
 
     A failure leaves no veth behind; the lease stays for disconnect().
     """
-    from minibox.network import rtnl
+    from minibox.network import inside, rtnl
 
     netns_path = f"/proc/{pid}/ns/net"
     ready = rtnl.bridge_ready(endpoint["bridge"])
@@ -213,7 +213,7 @@ def attach(endpoint: dict, pid: int) -> None:
     veth = endpoint["host_veth"]
     rtnl.add_veth(veth, bridge_index, mtu, netns_path, endpoint["mac"])
     try:
-        rtnl.configure_inside(netns_path, endpoint["ip"], endpoint["prefixlen"], endpoint["gateway"])
+        inside.configure(netns_path, endpoint["ip"], endpoint["prefixlen"], endpoint["gateway"])
     except BaseException:
         rtnl.delete_link(veth)
         raise

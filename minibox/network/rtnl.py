@@ -3,17 +3,18 @@
 Networks are managed through pyroute2 (bridge.py): creating a bridge,
 checking host routes, listing and removing links. But importing pyroute2's
 client costs about 100 ms, more than the rest of ``minibox run`` together,
-and each of its calls turns an asyncio loop. A container needs only four
-kinds of message (RTM_GETLINK, RTM_NEWLINK, RTM_NEWADDR, RTM_NEWROUTE and
-RTM_DELLINK to undo), so the per-container path builds them here from the
-kernel's own layouts (``include/uapi/linux/rtnetlink.h``, ``if_link.h``,
-``veth.h``) and sends them over a plain ``AF_NETLINK`` socket. Everything on
-this page can be checked against ``ip -d link`` and ``strace -e sendmsg``.
+and each of its calls turns an asyncio loop. A container's veth pair needs
+three kinds of message (RTM_GETLINK, RTM_NEWLINK, and RTM_DELLINK to undo;
+the address and route inside the container's netns are inside.py's), so
+they are built here from the kernel's own layouts
+(``include/uapi/linux/rtnetlink.h``, ``if_link.h``, ``veth.h``) and sent
+over a plain ``AF_NETLINK`` socket. Everything on this page can be checked
+against ``ip -d link`` and ``strace -e sendto``.
 
 A netlink message is a 16-byte ``nlmsghdr`` (length, type, flags, sequence,
-port id), a fixed header for its family (``ifinfomsg``, ``ifaddrmsg``,
-``rtmsg``) and a list of attributes: (length, type, payload) padded to four
-bytes, where a payload may itself be a list of attributes (a "nest").
+port id), a fixed header for its family (``ifinfomsg`` for links) and a list
+of attributes: (length, type, payload) padded to four bytes, where a payload
+may itself be a list of attributes (a "nest").
 """
 
 import os
@@ -29,8 +30,6 @@ from minibox.errors import Conflict, MiniboxError
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
-RTM_NEWADDR = 20
-RTM_NEWROUTE = 24
 NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
 NLM_F_EXCL, NLM_F_CREATE = 0x200, 0x400
 
@@ -41,15 +40,9 @@ IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
 IFF_UP = 0x1
 
-# address and route attributes (linux/if_addr.h, linux/rtnetlink.h)
-IFA_ADDRESS, IFA_LOCAL = 1, 2
-RTA_OIF, RTA_GATEWAY = 4, 5
-RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
 
 _NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 _IFINFOMSG = struct.Struct("=BxHiII")  # family, pad, type, index, flags, change
-_IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
-_RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
 _RTATTR = struct.Struct("=HH")  # len, type
 NLA_F_NESTED = 0x8000
 
@@ -91,15 +84,12 @@ def parse_attrs(data: bytes, offset: int = 0) -> dict[int, bytes]:
 class Socket:
     """A NETLINK_ROUTE socket that sends requests and waits for their answers.
 
-    ``fd`` adopts a socket made elsewhere (one created inside a container's
-    netns by socket_in_netns()); otherwise one is made in the caller's netns.
+    It lives in the caller's netns: the host's. (Inside a container's netns
+    minibox uses ioctls instead, see inside.py.)
     """
 
-    def __init__(self, fd: int | None = None):
-        if fd is None:
-            self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
-        else:
-            self.sock = socket.socket(fileno=fd)
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
         self.sock.bind((0, 0))
         self.seq = 0
 
@@ -170,9 +160,6 @@ class Socket:
                 + attr_u32(IFLA_MASTER, master) + attr(IFLA_LINKINFO, linkinfo))
         self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body, f"add veth {host_name}")
 
-    def set_up(self, name: str) -> None:
-        self.request(RTM_NEWLINK, 0, ifinfomsg(up=True) + attr_str(IFLA_IFNAME, name), f"set {name} up")
-
     def delete_link(self, name: str) -> bool:
         """Delete ``name``; False when it was already gone."""
         try:
@@ -182,20 +169,6 @@ class Socket:
                 return False
             raise
         return True
-
-    # -- addresses and routes ------------------------------------------------
-
-    def add_address(self, index: int, address: str, prefixlen: int) -> None:
-        raw = socket.inet_aton(address)
-        body = (_IFADDRMSG.pack(socket.AF_INET, prefixlen, 0, RT_SCOPE_UNIVERSE, index)
-                + attr(IFA_LOCAL, raw) + attr(IFA_ADDRESS, raw))
-        self.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body, f"add address {address}/{prefixlen}")
-
-    def add_default_route(self, gateway: str, oif: int) -> None:
-        body = (_RTMSG.pack(socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST, 0)
-                + attr(RTA_GATEWAY, socket.inet_aton(gateway)) + attr_u32(RTA_OIF, oif))
-        self.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body, f"add default route via {gateway}")
-
 
 def bridge_ready(device: str) -> tuple[int, int] | None:
     """``(index, mtu)`` of ``device`` when it exists and is up, else None.
@@ -228,59 +201,6 @@ def add_veth(host_name: str, bridge_index: int, mtu: int, netns_path: str, mac: 
         raise MiniboxError(exc.strerror) from None
     finally:
         os.close(fd)
-
-
-def socket_in_netns(netns_path: str) -> int:
-    """A NETLINK_ROUTE socket fd created inside the netns at ``netns_path``.
-
-    setns(CLONE_NEWNET) moves only the calling thread, and a socket stays in
-    the netns it was created in: so a throwaway thread enters the netns,
-    creates the socket and ends, and the process never leaves its own netns.
-    (``_thread``, not ``threading``: one lock is all the joining needed, and
-    threading costs 2 ms to import.)
-    """
-    import _thread
-
-    from minibox.syscalls import CLONE_NEWNET, setns
-
-    result: dict = {}
-    done = _thread.allocate_lock()
-    done.acquire()
-
-    def enter():
-        try:
-            fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                setns(fd, CLONE_NEWNET, netns_path)
-            finally:
-                os.close(fd)
-            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
-            result["fd"] = sock.detach()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            result["error"] = exc
-        finally:
-            done.release()
-
-    _thread.start_new_thread(enter, ())
-    done.acquire()
-    if "error" in result:
-        raise result["error"]
-    return result["fd"]
-
-
-def configure_inside(netns_path: str, ip: str, prefixlen: int, gateway: str) -> None:
-    """In the container's netns: lo up, ``ip/prefixlen`` on eth0, default route via ``gateway``."""
-    try:
-        with Socket(socket_in_netns(netns_path)) as nl:
-            nl.set_up("lo")
-            eth0 = nl.link("eth0")
-            if eth0 is None:
-                raise MiniboxError(f"eth0 is missing in {netns_path}")
-            nl.add_address(eth0[0], ip, prefixlen)
-            nl.set_up("eth0")
-            nl.add_default_route(gateway, eth0[0])
-    except OSError as exc:
-        raise MiniboxError(f"{exc.strerror} (in {netns_path})") from None
 
 
 def remove_veth(name: str, grace: float = 0.02) -> bool:

@@ -53,7 +53,8 @@ def test_trace_names_the_veth_pair_and_address_on_the_bridge(mb):
     lines = trace_lines(r.stderr)
     veth = index_of(lines, r"^veth \S+ \(host, on \S+\) <-> eth0 \(in /proc/\d+/ns/net\)$")
     addr = index_of(lines, r"^ip addr add \d+\.\d+\.\d+\.\d+/\d+ dev eth0; ip route add default via \d")
-    assert veth < addr < index_of(lines, r"^pivot_root ")
+    # The network is wired while the init mounts its rootfs, but always before it execs.
+    assert veth < addr < index_of(lines, r"^execve /bin/true ")
 
 
 def test_init_trace_lines_reach_the_users_stderr_not_the_containers(mb, tmp_path):
