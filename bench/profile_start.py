@@ -32,7 +32,7 @@ BUCKETS = [
     ("fsync", "tt", "<built-in method posix.fsync>"),
     ("mount/umount syscalls (parent)", "tt", "minibox._shim.mb_mount"),
     ("umount2 (parent)", "tt", "minibox._shim.mb_umount2"),
-    ("cgroup create+join (parent)", "ct", "_join_cgroup"),
+    ("cgroup create + limits (parent; the init joins itself)", "ct", "_make_cgroup"),
     ("cgroup driver detect", "ct", "open_driver"),
     ("fork", "tt", "<built-in method posix.fork>"),
     ("waiting on the child (pipe read / waitpid)", "tt", "<built-in method posix.read>"),
