@@ -1,5 +1,3 @@
-import sys
+from minibox.cli import run
 
-from minibox.cli import main
-
-sys.exit(main())
+run()

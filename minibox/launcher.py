@@ -22,8 +22,8 @@ TEMPLATE = """#!{python} -IS
 # minibox's launcher, written by `python -m minibox.launcher` (see there).
 import sys
 sys.path[:0] = {paths!r}
-from minibox.cli import main
-sys.exit(main())
+from minibox.cli import run
+run()
 """
 
 
