@@ -11,6 +11,8 @@ Layout (every directory 0700, every file written atomically)::
     image/l/<LINK>                 -> ../layers/<hex>/diff: short names keep overlay's
                                    lowerdir option under the page size
     image/tmp/                     unpacks in progress; renamed into layers/ only when complete
+    image/userns/<hex>/<key>/      --userns-remap copies of a layer with shifted owners (kernels
+                                   without idmapped mounts); removed with the layer
     image/lock                     flock held by writers while they commit
 
 A layer becomes visible by one ``rename`` after it is unpacked and its diff_id
@@ -571,6 +573,12 @@ class ImageStore:
                         except FileNotFoundError:
                             pass
                     shutil.rmtree(trash, ignore_errors=True)
+                    # Its --userns-remap shifted copies (runtime/userns.shifted_layer).
+                    shifted = self.path("userns", h)
+                    if os.path.isdir(shifted):
+                        trash = self.path("tmp", f"gc-{os.getpid()}-userns-{h[:12]}-{os.urandom(3).hex()}")
+                        os.rename(shifted, trash)
+                        shutil.rmtree(trash, ignore_errors=True)
                     lines.append(f"Deleted: {diff_id}")
                 for h in _listdir(self.path("blobs", "sha256")):
                     if "sha256:" + h not in used_blobs:

@@ -143,11 +143,11 @@ def container_exists(root: str):
     return lambda cid: os.path.isdir(os.path.join(base, cid))
 
 
-def write_json_atomic(path: str, data) -> None:
-    """tmp + fsync + rename in the same directory: readers see old or new, never half."""
+def write_json_atomic(path: str, data, durable: bool = True) -> None:
+    """tmp (+ fsync) + rename in the same directory: readers see old or new, never half."""
     from minibox.atomic import write_bytes
 
-    write_bytes(path, json.dumps(data, indent=1, sort_keys=True).encode())
+    write_bytes(path, json.dumps(data, indent=1, sort_keys=True).encode(), durable=durable)
 
 def read_json(path: str, default):
     try:
@@ -204,7 +204,13 @@ class LeaseStore:
             before = json.dumps(leases, sort_keys=True)
             yield leases
             if json.dumps(leases, sort_keys=True) != before:
-                write_json_atomic(self.path, leases)
+                # Not fsync'ed (its four fsyncs were the slowest part of a
+                # container's network under disk load): leases are runtime
+                # state, like the container records. A killed runtime loses
+                # nothing (the page cache stays); after a machine crash no
+                # container runs, and the engine releases or retakes each
+                # lease as it sets its container straight.
+                write_json_atomic(self.path, leases, durable=False)
 
     def load(self) -> dict:
         """A snapshot of the leases (no lock: the file is only ever replaced whole)."""

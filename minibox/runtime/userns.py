@@ -387,16 +387,21 @@ def shifted_layer(layer: str, uid_maps: list[dict], gid_maps: list[dict], cache:
     ``cp -a`` keeps whiteouts, xattrs (overlay's opaque markers), hard links
     and modes; then every entry is lchown'ed. Built in a temp dir and renamed
     into place, so a crash never leaves a half-shifted layer in the cache.
+    The copies of one store layer (``layers/<id>/diff``) live under
+    ``cache/<id>/``, which the store removes with the layer (ImageStore.gc).
     """
     import hashlib
     import shutil
     import subprocess
 
-    key = hashlib.sha256(f"{os.path.realpath(layer)}|{map_text(uid_maps)}|{map_text(gid_maps)}".encode())
-    target = os.path.join(cache, key.hexdigest()[:32])
+    real = os.path.realpath(layer)
+    key = hashlib.sha256(f"{real}|{map_text(uid_maps)}|{map_text(gid_maps)}".encode())
+    layer_dir = os.path.join(cache, os.path.basename(os.path.dirname(real)))
+    target = os.path.join(layer_dir, key.hexdigest()[:32])
     if os.path.isdir(target):
         return target
     os.makedirs(cache, mode=0o700, exist_ok=True)
+    os.makedirs(layer_dir, mode=0o700, exist_ok=True)
     tmp = f"{target}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     r = subprocess.run(["cp", "-a", "--reflink=auto", os.path.realpath(layer), tmp],

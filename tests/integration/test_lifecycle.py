@@ -393,6 +393,48 @@ def test_kill_of_a_paused_container_thaws_it_to_deliver_the_signal(mb, ctr):
         assert open(os.path.join(freezer, "freezer.state")).read().strip() == "THAWED"
 
 
+def _freezer_states_during(mb, args, freezer_state) -> tuple[subprocess.CompletedProcess, set]:
+    """Run ``minibox ARGS`` and sample the container's freezer state until it returns."""
+    proc = mb.popen(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = set()
+    while proc.poll() is None:
+        seen.add(freezer_state())
+        time.sleep(0.005)
+    out, err = proc.communicate()
+    return subprocess.CompletedProcess(args, proc.returncode, out, err), seen
+
+
+def test_commit_freezes_a_running_container_for_the_snapshot_only(mb, ctr):
+    name = ctr()
+    # 48 MiB in the upper dir: the commit takes long enough to be watched.
+    detached(mb, name, "busybox", "sh", "-c", "head -c 50331648 /dev/urandom > /big; touch /ready; exec sleep 1000")
+    pid = inspect_state(mb, name)["Pid"]
+    wait_for(lambda: os.path.exists(f"/proc/{pid}/root/ready"), timeout=30, what="the big file")
+    paths = record(mb, name)["cgroup_paths"]
+    if "freezer" in paths:
+        state_file, frozen = os.path.join(paths["freezer"], "freezer.state"), {"FROZEN", "FREEZING"}
+    else:
+        state_file, frozen = os.path.join(paths["unified"], "cgroup.freeze"), {"1"}
+
+    def freezer_state():
+        with open(state_file) as f:
+            return f.read().strip()
+
+    tag = f"mbx-commit-{uuid.uuid4().hex[:8]}:1"
+    try:
+        r, seen = _freezer_states_during(mb, ["commit", name, tag], freezer_state)
+        assert r.returncode == 0 and r.stdout.startswith("sha256:"), r.stderr
+        assert seen & frozen, f"never frozen during the commit: {seen}"
+        assert freezer_state() not in frozen and inspect_state(mb, name)["Status"] == "running"
+        r, seen = _freezer_states_during(mb, ["commit", "--pause=false", name, tag], freezer_state)
+        assert r.returncode == 0, r.stderr
+        assert not seen & frozen
+        r = mb("commit", "--pause", "maybe", name, tag)
+        assert r.returncode == 125 and 'invalid argument "maybe" for "-p, --pause" flag' in r.stderr
+    finally:
+        mb("rmi", "-f", tag)
+
+
 # ------------------------------------------------------------------ create, start, attach
 
 

@@ -128,6 +128,27 @@ def test_image_files_appear_owned_by_root_and_stay_unprivileged(fresh_mb, remap_
         assert os.path.isdir(cache) and os.listdir(cache)
 
 
+def test_shifted_copies_go_with_their_layer(fresh_mb, remap_name):
+    """rmi of the last image using a layer also removes that layer's --userns-remap copies."""
+    mb = fresh_mb
+    env = dict(os.environ, MINIBOX_USERNS_SHIFT="copy")
+    tag = f"mbt-shift-{uuid.uuid4().hex[:8]}:1"
+    r = mb("run", "--name", "src", "--network", "none", "busybox", "sh", "-c", "echo one > /only-here")
+    assert r.returncode == 0, r.stderr
+    assert mb("commit", "src", tag).returncode == 0
+    assert mb("rm", "src").returncode == 0
+    r = mb("run", "--rm", "--network", "none", "--userns-remap", remap_name, tag, "cat", "/only-here", env=env)
+    assert r.returncode == 0 and r.stdout == "one\n", r.stderr
+    cache = os.path.join(mb.root, "image", "userns")
+    before = set(os.listdir(cache))
+    assert len(before) == 2  # busybox's layer and the committed one
+    r = mb("rmi", tag)
+    assert r.returncode == 0, r.stderr
+    after = set(os.listdir(cache))
+    assert len(after) == 1 and after < before  # busybox:latest still uses its layer's copy
+    assert not [n for n in os.listdir(os.path.join(mb.root, "image", "tmp")) if "userns" in n]
+
+
 def test_userns_host_opts_out(fresh_mb, remap_name):
     env = dict(os.environ, MINIBOX_USERNS_REMAP=remap_name)
     r = fresh_mb("run", "--rm", "--network", "none", "busybox", "cat", "/proc/self/uid_map", env=env)

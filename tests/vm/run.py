@@ -236,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         # tree without the compiled shim) ahead of the installed minibox.
         script = os.path.join(os.path.dirname(sys.executable), "pytest")
         runner = [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "pytest"]
-        argv_in_vm = runner + (rest or DEFAULT_TESTS)
+        # No cache provider: the tree is shared read-only, pytest could not write its cache.
+        argv_in_vm = runner + ["-p", "no:cacheprovider"] + (rest or DEFAULT_TESTS)
     token = secrets.token_hex(8)
     extra = initramfs.command_archive({
         "vm-run.sh": run_script(argv_in_vm, os.getcwd(), opts["check"]).encode(),
