@@ -24,7 +24,8 @@
  *   minibox-monitor --pid PID --log LOGFILE --exit-file EXITFILE
  *                   [--stdout-fd N] [--stderr-fd N]
  *                   [--stdin-fd N] [--stdin-once] [--attach-socket PATH]
- *                   [--tty] [--wait-attach] [--ready-fd N] [--grace-ms MS]
+ *                   [--tty] [--wait-attach] [--attach-wait-ms MS] [--ready-fd N]
+ *                   [--grace-ms MS]
  *                   [-- POST_EXIT_COMMAND ARGS...]
  *
  *   2. The monitor:
@@ -46,9 +47,12 @@
  *        container's stdin is closed when the first client's input ends
  *        (docker's `run -i`). With --wait-attach nothing is read from the
  *        output pipes until the first client has connected (or PID exited
- *        and the grace passed), so a foreground client misses nothing, even
- *        from a container that is already gone; the pipes hold the output
- *        meanwhile.
+ *        and the grace passed, or --attach-wait-ms, default 10 s, went by
+ *        with no client: a CLI that died before it attached must not stall
+ *        the container on a full pipe), so a foreground client misses
+ *        nothing, even from a container that is already gone; the pipes
+ *        hold the output meanwhile. Once it has started, reading never
+ *        stops again, with or without clients.
  *      - --ready-fd N: one byte "1" is written to N and N is closed once the
  *        log file is open and the socket listens. A reader that sees EOF
  *        without that byte knows the monitor failed (reason on stderr).
@@ -105,6 +109,10 @@
 #define MAX_CLIENTS 8
 #define STDIN_BUF PIPE_BUF /* a non-blocking pipe write this size is all or nothing */
 #define EXIT_SETUP 125
+/* How long --wait-attach waits for its first client by default: the CLI
+ * that started the monitor connects within milliseconds. */
+#define ATTACH_WAIT_MS 10000
+
 /* After the grace, what a default 64 KiB pipe holds, twice: bounded, since
  * whoever holds the pipe may keep writing. */
 #define DRAIN_READS 16
@@ -646,7 +654,7 @@ static void usage(void)
 {
 	die_setup("usage: minibox-monitor --pid PID --log LOGFILE --exit-file EXITFILE "
 		  "[--stdout-fd N] [--stderr-fd N] [--stdin-fd N] [--stdin-once] "
-		  "[--attach-socket PATH] [--tty] [--wait-attach] [--ready-fd N] "
+		  "[--attach-socket PATH] [--tty] [--wait-attach] [--attach-wait-ms MS] [--ready-fd N] "
 		  "[--grace-ms MS] [-- POST_EXIT_COMMAND...]");
 }
 
@@ -655,7 +663,7 @@ int main(int argc, char **argv)
 	const char *log_path = NULL, *exit_path = NULL;
 	char **post = NULL;
 	int ready_fd = -1, wait_attach = 0, sfd, i;
-	long long grace_ms = 500, deadline = 0;
+	long long grace_ms = 500, deadline = 0, attach_wait_ms = ATTACH_WAIT_MS;
 	sigset_t mask, orig_mask;
 	struct sigaction pipe_ign = {.sa_handler = SIG_IGN}, orig_pipe;
 
@@ -717,6 +725,11 @@ int main(int argc, char **argv)
 			grace_ms = strtoll(argv[++i], &end, 10);
 			if (*end || grace_ms < 0)
 				usage();
+		} else if (strcmp(a, "--attach-wait-ms") == 0) {
+			char *end;
+			attach_wait_ms = strtoll(argv[++i], &end, 10);
+			if (*end || attach_wait_ms < 0)
+				usage();
 		} else
 			usage();
 	}
@@ -764,6 +777,7 @@ int main(int argc, char **argv)
 	reap();
 	if (child_exited)
 		deadline = monotonic_ms() + grace_ms;
+	long long attach_deadline = monotonic_ms() + attach_wait_ms;
 
 	for (;;) {
 		struct pollfd pfd[4 + MAX_CLIENTS];
@@ -772,7 +786,9 @@ int main(int argc, char **argv)
 		/* With --wait-attach the output waits for the first client even
 		 * after PID exited (a quick `start -a` would miss all of it), but
 		 * only for the grace: then the drain below logs it. */
-		int reading_output = !wait_attach || nclients > 0;
+		if (wait_attach && (nclients > 0 || monotonic_ms() >= attach_deadline))
+			wait_attach = 0; /* from now on, output is read whoever listens */
+		int reading_output = !wait_attach;
 
 		if (child_exited && streams[0].fd < 0 && streams[1].fd < 0)
 			break;
@@ -792,6 +808,11 @@ int main(int argc, char **argv)
 				break;
 			}
 			timeout = left > INT_MAX ? INT_MAX : (int)left;
+		}
+		if (wait_attach) {
+			long long left = attach_deadline - monotonic_ms();
+			if (timeout < 0 || left < timeout)
+				timeout = left < 0 ? 0 : (int)left;
 		}
 		pfd[n] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		who[n++] = -1;

@@ -289,6 +289,26 @@ def test_attach_socket_stdin_and_framed_output(monitor):
     assert not m.sock.exists()
 
 
+def test_wait_attach_gives_up_on_a_client_that_never_comes(monitor):
+    """A CLI that died before attaching: the output (more than a pipe holds) is logged anyway."""
+    m = monitor("i=0; while [ $i -lt 12000 ]; do echo line$i; i=$((i+1)); done; echo done", stdin=True,
+                options=["--wait-attach", "--attach-wait-ms", "300"])
+    assert m.wait(timeout=15) == 0
+    logged = [r["log"] for r in m.records()]
+    assert logged[0] == "line0\n" and logged[-1] == "done\n" and len(logged) == 12001
+
+
+def test_output_keeps_being_logged_after_the_client_detaches(monitor):
+    """Attached, then gone: the container must not stall once its pipe is full."""
+    m = monitor('read go; i=0; while [ $i -lt 12000 ]; do echo line$i; i=$((i+1)); done; echo done',
+                stdin=True, options=["--wait-attach"])
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(str(m.sock))
+        s.sendall(b"go\n")
+    assert m.wait(timeout=15) == 0
+    assert m.records()[-1]["log"] == "done\n"
+
+
 def test_tty_output_is_raw_and_logged_as_stdout(monitor):
     m = monitor('read x; echo "got $x"', tty=True, options=["--wait-attach"])
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
