@@ -95,12 +95,15 @@ def _lock_dir() -> None:
 
 
 def ensure_network(device: str, net, record: dict) -> tuple[int, int]:
-    """The bridge of ``record`` up, forwarding on, its NAT rules in place: ``(ifindex, mtu)``.
+    """The bridge of ``record`` up and forwarding on; returns ``(ifindex, mtu)``.
 
     A bridge that is up was made by ensure_bridge(), which sets it up last,
-    together with the network's rules: then one RTM_GETLINK is the whole
-    cost. Only a missing bridge (first use, or after a reboot emptied the
-    host's links) takes the slow path through pyroute2 and iptables.
+    together with the network's iptables rules: then one RTM_GETLINK is the
+    whole cost, and the rules are not read again (iptables-save is two more
+    processes per run). Only a missing bridge (first use, or after a reboot
+    emptied the host's links) takes the slow path through pyroute2 and
+    iptables. Rules flushed by hand behind minibox's back come back when
+    the bridge is made again (dockerd's, when dockerd restarts).
     """
     from minibox.network import nat, rtnl
 
@@ -120,8 +123,9 @@ def reserve(root: str, container_id: str, args, exposed=None) -> dict:
     The network-wide pieces are made ready, the address (and the published
     ports, with their DNAT rules) leased; the engine does this while the
     container's init sets itself up, and attach() then gives the init its
-    eth0. No pid is needed: a lease is keyed by container id. ``exposed`` is the image's
-    ``ExposedPorts`` (for ``-P``; defaults to ``args.exposed_ports``).
+    eth0. No pid is needed: a lease is keyed by container id. ``exposed``
+    is the image's ``ExposedPorts`` (for ``-P``; defaults to
+    ``args.exposed_ports``).
     Errors are MiniboxError (exit 125) naming the culprit; nothing is left
     behind then.
     """
@@ -220,7 +224,7 @@ def attach(endpoint: dict, pid: int) -> None:
 
 
 def disconnect(root: str, container_id: str, endpoint: dict | None) -> None:
-    """Undo connect(): port rules, veth, lease. Idempotent; every step is tried.
+    """Undo reserve() and attach(): port rules, veth, lease. Idempotent; every step is tried.
 
     What to undo comes from the endpoint saved in the record and from the
     lease (whichever knows more), so it works when the container, its netns
