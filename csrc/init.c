@@ -2,6 +2,7 @@
  * minibox-init: a tiny init for `minibox run --init` (like tini / docker-init).
  *
  *   minibox-init [--] CMD [ARGS...]
+ *   minibox-init --wait PID
  *
  * A shell script or a program that was never written to be PID 1 neither
  * reaps the orphans that get reparented to it (they pile up as zombies) nor
@@ -19,6 +20,11 @@
  * signal N. When CMD cannot be executed it exits 127 (not found) or 126
  * (anything else) after one line `minibox-init: exec CMD: <reason>`.
  *
+ * With --wait it runs nothing: PID, already its child, is the command. The
+ * helper of `minibox exec` forks the command and then becomes this program
+ * (fexecve), so what waits for an exec'd command, forwards its signals and
+ * reports its status keeps ~100 kB in the container's cgroup, not a Python.
+ *
  * It is bind-mounted into containers whose root has no libc we could rely
  * on, so it is linked statically. It never allocates.
  */
@@ -26,6 +32,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -66,12 +73,21 @@ int main(int argc, char **argv)
 {
 	char **cmd = argv + 1;
 	sigset_t all, orig;
-	pid_t child;
+	pid_t child = 0;
 
-	if (argc > 1 && strcmp(argv[1], "--") == 0)
+	if (argc == 3 && strcmp(argv[1], "--wait") == 0) {
+		char *end;
+		long pid = strtol(argv[2], &end, 10);
+		if (*end || pid <= 0) {
+			dprintf(STDERR_FILENO, "minibox-init: --wait %s: not a pid\n", argv[2]);
+			return EXIT_USAGE;
+		}
+		child = (pid_t)pid;
+	} else if (argc > 1 && strcmp(argv[1], "--") == 0) {
 		cmd++;
-	if (!*cmd) {
-		dprintf(STDERR_FILENO, "usage: minibox-init [--] CMD [ARGS...]\n");
+	}
+	if (!child && !*cmd) {
+		dprintf(STDERR_FILENO, "usage: minibox-init [--] CMD [ARGS...] | --wait PID\n");
 		return EXIT_USAGE;
 	}
 
@@ -89,15 +105,29 @@ int main(int argc, char **argv)
 		dprintf(STDERR_FILENO, "minibox-init: prctl PR_SET_CHILD_SUBREAPER: %s\n",
 			strerror(errno));
 
-	child = fork();
-	if (child < 0) {
-		dprintf(STDERR_FILENO, "minibox-init: fork: %s\n", strerror(errno));
-		return EXIT_USAGE;
+	if (!child) {
+		child = fork();
+		if (child < 0) {
+			dprintf(STDERR_FILENO, "minibox-init: fork: %s\n", strerror(errno));
+			return EXIT_USAGE;
+		}
+		if (child == 0)
+			run_child(cmd, &orig);
 	}
-	if (child == 0)
-		run_child(cmd, &orig);
 
 	for (;;) {
+		/* Reap first: with --wait the command may have exited before this
+		 * program was exec'd, its SIGCHLD long gone. */
+		for (;;) {
+			int st;
+			pid_t w = waitpid(-1, &st, WNOHANG);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				break;
+			if (w == child)
+				return status_code(st);
+		}
 		siginfo_t si;
 		/* The timeout only bounds how long a lost SIGCHLD could delay a reap. */
 		struct timespec ts = {.tv_sec = 1};
@@ -110,15 +140,5 @@ int main(int argc, char **argv)
 		if (sig > 0 && sig != SIGCHLD && kill(child, sig) < 0 && errno != ESRCH)
 			dprintf(STDERR_FILENO, "minibox-init: kill %d: %s\n", (int)child,
 				strerror(errno));
-		for (;;) {
-			int st;
-			pid_t w = waitpid(-1, &st, WNOHANG);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0)
-				break;
-			if (w == child)
-				return status_code(st);
-		}
 	}
 }

@@ -4,7 +4,9 @@ The new process joins the container's cgroup and every namespace of its
 init (PID last: joining a PID namespace only affects children, so we fork
 once more), gets the same capabilities, no_new_privs and seccomp filter as
 the init, and execs. Failures before execve come back over a pipe as in
-``process.create``, with docker's 126/127 exit codes.
+``process.create``, with docker's 126/127 exit codes. The helper that forked
+the command then becomes ``minibox-init --wait`` (static C, a few hundred
+kB): it reaps the command, forwards signals and exits with its status.
 """
 
 import os
@@ -44,9 +46,11 @@ def exec_process(init_pid: int, spec: dict, process: dict, *, cgroup=None,
 
         parent_sock, child_sock = socket.socketpair()
     full_spec = dict(spec, process=process)
+    waiter = _open_waiter()
     pid = os.fork()
     if pid == 0:
-        _helper(full_spec, ns_fds, cgroup, err_w, err_r, stdio, child_sock, parent_sock, trace)
+        _helper(full_spec, ns_fds, cgroup, err_w, err_r, stdio, child_sock, parent_sock, waiter, trace)
+    os.close(waiter)
     for _name, fd in ns_fds:
         os.close(fd)
     os.close(err_w)
@@ -64,7 +68,33 @@ def exec_process(init_pid: int, spec: dict, process: dict, *, cgroup=None,
     return pid, console
 
 
-def _helper(spec, ns_fds, cgroup, err_w, err_r, stdio, console_sock, parent_sock,
+def _open_waiter() -> int:
+    """An fd of the static minibox-init, for the helper to fexecve once the command runs.
+
+    Opened here: the helper has entered the container's mount namespace and
+    root by then, where the host's files are out of sight.
+    """
+    from minibox import libexec
+
+    return os.open(libexec.path(libexec.INIT), os.O_RDONLY | os.O_CLOEXEC)
+
+
+def _become_waiter(waiter: int, child: int) -> None:
+    """Turn the helper into ``minibox-init --wait CHILD`` (a few hundred kB, not a Python).
+
+    It reaps the command, forwards signals to it and exits with its status,
+    as the helper did, while keeping this pid: the engine's view of the exec
+    does not change. A fallback waits in Python if the exec fails.
+    """
+    try:
+        os.execve(waiter, ["minibox-init", "--wait", str(child)], {})
+    except OSError:
+        _, status = os.waitpid(child, 0)
+        code = os.waitstatus_to_exitcode(status)
+        os._exit(128 - code if code < 0 else code)
+
+
+def _helper(spec, ns_fds, cgroup, err_w, err_r, stdio, console_sock, parent_sock, waiter,
             trace=None) -> None:
     code = EXIT_RUNTIME
     try:
@@ -102,9 +132,7 @@ def _helper(spec, ns_fds, cgroup, err_w, err_r, stdio, console_sock, parent_sock
             for fd in (0, 1, 2):
                 os.dup2(devnull, fd)
             os.close(devnull)
-            _, status = os.waitpid(child, 0)
-            code = os.waitstatus_to_exitcode(status)
-            os._exit(128 - code if code < 0 else code)
+            _become_waiter(waiter, child)
         _exec(spec, security, stdio, console_sock, trace)
     except MiniboxError as exc:
         code = exc.exit_code

@@ -181,6 +181,38 @@ def test_exec_env_workdir_user_stdin_and_detach(mb, ctr):
     assert mb("exec", "-w", "relative", name, "true").returncode == 125
 
 
+def _pids_with_cmdline(argv: list[str]) -> list[int]:
+    want = ("\0".join(argv) + "\0").encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if f.read() == want:
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+def test_an_exec_d_command_is_watched_by_a_small_static_waiter(mb, ctr):
+    """What waits for an exec'd command sits in the container's cgroup: no 10 MB Python there."""
+    name = ctr()
+    detached(mb, name, "busybox", "sleep", "1000")
+    mb("exec", "-d", name, "sleep", "999", check=True)
+    command = wait_for(lambda: _pids_with_cmdline(["sleep", "999"]), what="the exec'd command")[0]
+    with open(f"/proc/{command}/stat") as f:
+        waiter = int(f.read().rsplit(")", 1)[1].split()[1])
+    with open(f"/proc/{waiter}/cmdline", "rb") as f:
+        assert f.read().split(b"\0")[:3] == [b"minibox-init", b"--wait", str(command).encode()]
+    with open(f"/proc/{waiter}/status") as f:
+        rss_kb = int(re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M).group(1))
+    assert rss_kb < 2048, f"the waiter keeps {rss_kb} kB"
+    os.kill(command, signal.SIGTERM)
+    wait_for(lambda: not alive(waiter), what="the waiter to go with its command")
+    assert mb("exec", name, "sh", "-c", "kill -TERM $$").returncode == 143  # a status, passed on
+
+
 def test_exec_tty_gives_an_interactive_shell(mb, ctr):
     import pty
 
