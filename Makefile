@@ -23,7 +23,8 @@ VM_TESTS   ?= tests/integration/test_cgroups_real.py tests/integration/test_reso
               "tests/integration/test_run.py::test_network_none_has_only_loopback" \
               "tests/integration/test_run.py::test_own_uts_ipc_and_mount_namespaces" \
               "tests/integration/test_network.py::test_two_containers_on_a_user_network_reach_each_other" \
-              "tests/integration/test_network.py::test_published_port_answers_on_localhost_and_from_another_container"
+              "tests/integration/test_network.py::test_published_port_answers_on_localhost_and_from_another_container" \
+              "tests/integration/test_lifecycle.py::test_commit_freezes_a_running_container_for_the_snapshot_only"
 
 .PHONY: all deps test-deps venv install rootfs test unit lint clean bench vm-test parity
 
