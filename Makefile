@@ -15,7 +15,7 @@ TEST_APT_PACKAGES = docker-registry skopeo umoci openssl zstd qemu-system-x86 dp
 TEST_ARGS  ?=
 # In the cgroup v2 VM (TCG: every minibox call costs seconds there): the cgroup
 # driver and the CLI limits, the confinement (eBPF device filter, seccomp, caps,
-# hygiene), plus namespace, overlay and network checks.
+# hygiene), plus namespace, overlay and network checks and the freezer under commit.
 VM_TESTS   ?= tests/integration/test_cgroups_real.py tests/integration/test_resources.py \
               tests/integration/test_devices.py tests/integration/test_hygiene.py \
               tests/integration/test_confinement.py tests/integration/test_image_overlay.py \
