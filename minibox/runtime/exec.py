@@ -60,7 +60,7 @@ def exec_process(init_pid: int, spec: dict, process: dict, *, cgroup=None,
         init = proc.InitProcess(pid, -1, -1, parent_sock)
         init._receive_console(winsize)
         console = init.console_fd
-    report = proc._read_all(err_r)
+    report = proc.read_all(err_r)
     os.close(err_r)
     if report:
         os.waitpid(pid, 0)

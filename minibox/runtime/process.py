@@ -55,7 +55,7 @@ class InitProcess:
         self._go_w = -1
         if self._console_sock is not None:
             self._receive_console(winsize)
-        report = _read_all(self._err_r)
+        report = read_all(self._err_r)
         os.close(self._err_r)
         self._err_r = -1
         if report:
@@ -95,7 +95,7 @@ class InitProcess:
             pass
         if self._err_r < 0:
             return None
-        report = _read_all(self._err_r)  # the writer is dead: this cannot block
+        report = read_all(self._err_r)  # the writer is dead: this cannot block
         os.close(self._err_r)
         self._err_r = -1
         return _decode_failure(report) if report else None
@@ -168,7 +168,7 @@ def _spawn(spec, plan, namespaces, new_pid, tty, cgroup, stdio, trace) -> InitPr
     init = InitProcess(pid, go_w, err_r, parent_sock)
     first = os.read(err_r, 1)
     if first != _READY:
-        report = first + _read_all(err_r)
+        report = first + read_all(err_r)
         init.abort()
         raise _decode_failure(report) if report else InitFailed("container init died during setup")
     return init
@@ -202,7 +202,8 @@ def join_cgroup(cgroup, trace) -> None:
             trace(f"cgroup write {path} = 0 (the process moves itself)")
 
 
-def _read_all(fd: int) -> bytes:
+def read_all(fd: int) -> bytes:
+    """Everything until EOF: a sync pipe's report once every writer has closed it."""
     chunks = []
     while True:
         chunk = os.read(fd, 65536)

@@ -251,6 +251,7 @@ def spawn(linux: dict, new_pid: bool, run_child, before_unshare=None) -> int:
     Returns the init's host pid; the init is the caller's child.
     """
     from minibox import syscalls as sc
+    from minibox.runtime.process import read_all
 
     clone_parent = _clone_function()
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
@@ -295,7 +296,7 @@ def spawn(linux: dict, new_pid: bool, run_child, before_unshare=None) -> int:
                 write_maps(helper, linux)
             finally:
                 os.write(go_w, b"M")
-        report = first + _read_all(rep_r)
+        report = first + read_all(rep_r)
     finally:
         os.close(go_w)
         os.close(rep_r)
@@ -443,12 +444,3 @@ def write_maps(pid: int, linux: dict) -> None:
                 os.close(fd)
         except OSError as exc:
             raise SyscallError(exc.errno, f"write {text.strip()!r} to", path) from None
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while True:
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)

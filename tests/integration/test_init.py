@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from conftest import wait_for
 from minibox import libexec
 
 BUSYBOX = "/bin/busybox"
@@ -45,16 +46,6 @@ def children_of(pid):
         if int(fields[1]) == pid:
             found.append((int(entry), fields[0], stat[stat.index("(") + 1:comm_end]))
     return found
-
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout}s")
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from conftest import requires
+from conftest import requires, wait_for
 
 pytestmark = requires("root", "overlay", "busybox")
 
@@ -56,16 +56,6 @@ def inspect_state(mb, ref: str) -> dict:
 def ps_row(mb, name: str) -> str:
     rows = [line for line in mb("ps", "-a").stdout.splitlines() if line.endswith(" " + name)]
     return rows[0] if rows else ""
-
-
-def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def detached(mb, name: str, *args: str, network: str = "none") -> str:
