@@ -19,46 +19,39 @@ def _median_of(samples: list[dict], key: str):
     return round(statistics.median(vals)) if vals else None
 
 
-def monitor_vs_shim(ctx, n: int = 3) -> None:
-    mb = ctx.mb
-    sides = {}
-    got = []
-    ids = []
+def _kept_process_rss(run_detached, remove, process: str, n: int, timeout: float) -> dict:
+    """Start ``n`` detached containers, find the ``process`` left per container, read its memory."""
+    ids, pids = [], []
     try:
         for _ in range(n):
-            cid = mb("run", "-d", "--network", "none", ctx.image, "sleep", "1000")
+            cid = run_detached()
             ids.append(cid)
-            pid = wait_for(lambda cid=cid: find_process("minibox-monitor", cid), 10)
+            pid = wait_for(lambda cid=cid: find_process(process, cid), timeout)
             if pid:
-                got.append(pid)
+                pids.append(pid)
         time.sleep(SETTLE_S)
-        samples = [memory(p) for p in got]
+        samples = [memory(p) for p in pids]
     finally:
         if ids:
-            mb("rm", "-f", *ids)
-    sides["minibox"] = ({"median": _median_of(samples, "rss_kb"), "rss_anon_kb": _median_of(samples, "rss_anon_kb"),
-                         "n": len(samples), "process": "minibox-monitor"} if samples
-                        else {"failed": "no minibox-monitor process names the container"})
+            remove(ids)
+    if not samples:
+        return {"failed": f"no {process} process names the container"}
+    return {"median": _median_of(samples, "rss_kb"), "rss_anon_kb": _median_of(samples, "rss_anon_kb"),
+            "n": len(samples), "process": process}
+
+
+def monitor_vs_shim(ctx, n: int = 3) -> None:
+    mb = ctx.mb
+    sides = {"minibox": _kept_process_rss(
+        lambda: mb("run", "-d", "--network", "none", ctx.image, "sleep", "1000"),
+        lambda ids: mb("rm", "-f", *ids), "minibox-monitor", n, 10)}
     if ctx.docker is None:
         sides["docker"] = {"absent": ctx.docker_absent}
     else:
         d = ctx.docker
-        dids, pids = [], []
-        try:
-            for _ in range(n):
-                cid = d.docker("run", "-d", "--network", "none", ctx.docker_image, "sleep", "1000")
-                dids.append(cid)
-                pid = wait_for(lambda cid=cid: find_process("containerd-shim-runc-v2", cid), 30)
-                if pid:
-                    pids.append(pid)
-            time.sleep(SETTLE_S)
-            dsamples = [memory(p) for p in pids]
-        finally:
-            if dids:
-                d.docker("rm", "-f", *dids)
-        sides["docker"] = ({"median": _median_of(dsamples, "rss_kb"), "rss_anon_kb": _median_of(dsamples, "rss_anon_kb"),
-                            "n": len(dsamples), "process": "containerd-shim-runc-v2"} if dsamples
-                           else {"failed": "no containerd-shim-runc-v2 process names the container"})
+        sides["docker"] = _kept_process_rss(
+            lambda: d.docker("run", "-d", "--network", "none", ctx.docker_image, "sleep", "1000"),
+            lambda ids: d.docker("rm", "-f", *ids), "containerd-shim-runc-v2", n, 30)
     e = ctx.results.add_comparison(SECTION, "RSS of the process kept per detached container", sides, unit="kB",
                                    detail="VmRSS; rss_anon_kb is the private share")
     ctx.results.add_headline("monitor RSS: minibox / containerd-shim", e["ratios"].get("minibox/docker"), 1.0,
